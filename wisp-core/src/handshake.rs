@@ -107,7 +107,10 @@ fn check_version(version: WispVersion) -> Result<(), WispError> {
     if version.major == WISP_VERSION.major {
         Ok(())
     } else {
-        Err(WispError::IncompatibleProtocolVersion(version, WISP_VERSION))
+        Err(WispError::IncompatibleProtocolVersion(
+            version,
+            WISP_VERSION,
+        ))
     }
 }
 
@@ -352,7 +355,9 @@ fn auth_reason_for(error: &WispError) -> CloseReason {
         WispError::InvalidExtensionPayload { id: 0x02, .. } | WispError::Utf8Error(_) => {
             CloseReason::ExtensionsPasswordAuthFailed
         }
-        WispError::InvalidExtensionPayload { id: 0x03, .. } => CloseReason::ExtensionsCertAuthFailed,
+        WispError::InvalidExtensionPayload { id: 0x03, .. } => {
+            CloseReason::ExtensionsCertAuthFailed
+        }
         _ => CloseReason::Unknown,
     }
 }
@@ -435,7 +440,9 @@ impl ClientHandshake {
                 }
                 CloseReason::ExtensionsCertAuthFailed => WispError::CertAuthExtensionSigInvalid,
                 CloseReason::ExtensionsAuthRequired => WispError::ExtensionsAuthRequired,
-                CloseReason::IncompatibleExtensions => WispError::ExtensionsNotSupported(Vec::new()),
+                CloseReason::IncompatibleExtensions => {
+                    WispError::ExtensionsNotSupported(Vec::new())
+                }
                 other => WispError::HandshakeClosed(other),
             }),
             (_, _, other) => Err(WispError::HandshakeUnexpectedPacket(other.name())),

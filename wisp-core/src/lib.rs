@@ -68,9 +68,11 @@
 //! `max_streams` streams; at most `max_pending_control` control packets, after which the mux
 //! stops reading. Message sizes are the transport's limit. See [`MuxOptions`].
 
+#![warn(missing_docs)]
+
+mod error;
 pub mod extensions;
 pub mod handshake;
-mod error;
 mod mux;
 pub mod packet;
 pub mod stream;

@@ -202,7 +202,10 @@ impl<W> Sink<Bytes> for MuxStreamWrite<W> {
     type Error = WispError;
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WispError>> {
-        self.handle.shared.lock().poll_write_ready(self.handle.slot, cx)
+        self.handle
+            .shared
+            .lock()
+            .poll_write_ready(self.handle.slot, cx)
     }
 
     fn start_send(self: Pin<&mut Self>, item: Bytes) -> Result<(), WispError> {
@@ -211,7 +214,10 @@ impl<W> Sink<Bytes> for MuxStreamWrite<W> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WispError>> {
-        self.handle.shared.lock().poll_write_flush(self.handle.slot, cx)
+        self.handle
+            .shared
+            .lock()
+            .poll_write_flush(self.handle.slot, cx)
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WispError>> {

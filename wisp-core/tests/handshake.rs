@@ -13,7 +13,9 @@ use wisp_core::extensions::udp::UdpProtocolExtensionBuilder;
 use wisp_core::extensions::AnyProtocolExtensionBuilder as B;
 use wisp_core::handshake::{ClientHandshake, ClientStep, Negotiated, ServerHandshake, ServerStep};
 use wisp_core::packet::{ExtensionRecord, RawPacket};
-use wisp_core::{CloseReason, Packet, PacketType, StreamType, WispError, WispV2Handshake, WispVersion};
+use wisp_core::{
+    CloseReason, Packet, PacketType, StreamType, WispError, WispV2Handshake, WispVersion,
+};
 
 /// One message on the wire: who sent it, its type, its stream, and (for CLOSE) the reason.
 #[derive(Debug, PartialEq, Eq)]
@@ -39,7 +41,11 @@ fn seen(from: char, m: &Bytes) -> Seen {
 
 /// Runs both machines until neither can move. `then_client_sends` is what a client that finished
 /// its handshake sends next (a v1 client's first CONNECT).
-fn run_with(server: Option<ServerHandshake>, client: ClientHandshake, then_client_sends: Option<Bytes>) -> Outcome {
+fn run_with(
+    server: Option<ServerHandshake>,
+    client: ClientHandshake,
+    then_client_sends: Option<Bytes>,
+) -> Outcome {
     let mut out = Outcome::default();
     let mut client = Some(client);
     let mut server = server;
@@ -121,13 +127,15 @@ fn ids(n: &Negotiated) -> Vec<u8> {
 }
 
 fn password_server() -> B {
-    B::new(PasswordProtocolExtensionBuilder::new_server(|user, pass| async move {
-        if user == "alice" && pass == "hunter2" {
-            Ok(())
-        } else {
-            Err(WispError::PasswordExtensionCredsInvalid)
-        }
-    }))
+    B::new(PasswordProtocolExtensionBuilder::new_server(
+        |user, pass| async move {
+            if user == "alice" && pass == "hunter2" {
+                Ok(())
+            } else {
+                Err(WispError::PasswordExtensionCredsInvalid)
+            }
+        },
+    ))
 }
 
 fn key(n: u8) -> SigningKey {
@@ -146,7 +154,10 @@ fn v1_server_sends_continue_and_both_speak_v1() {
     let o = run(ServerHandshake::new(32, None), ClientHandshake::new(None));
     assert_eq!(o.wire, vec![Seen('S', "CONTINUE", 0, None)]);
     let c = o.client.unwrap().unwrap();
-    assert_eq!((c.version.major, c.buffer_size, c.downgraded), (1, 32, false));
+    assert_eq!(
+        (c.version.major, c.buffer_size, c.downgraded),
+        (1, 32, false)
+    );
     assert_eq!(o.server.unwrap().unwrap().version.major, 1);
 }
 
@@ -180,7 +191,9 @@ fn v2_draft_order_negotiates_the_common_extensions() {
     assert!(!c.downgraded && !s.downgraded);
     assert_eq!(ids(&c), vec![4, 5]);
     assert_eq!(ids(&s), vec![4, 5], "UDP was offered only by the server");
-    let motd = c.extensions[0].downcast_ref::<MotdProtocolExtension>().unwrap();
+    let motd = c.extensions[0]
+        .downcast_ref::<MotdProtocolExtension>()
+        .unwrap();
     assert_eq!(motd.motd, "hello there");
 }
 
@@ -188,7 +201,9 @@ fn v2_draft_order_negotiates_the_common_extensions() {
 fn legacy_order_sends_continue_then_info_and_a_v2_client_falls_back_to_v1() {
     let server = ServerHandshake::new(
         16,
-        Some(WispV2Handshake::new(vec![B::new(UdpProtocolExtensionBuilder)]).with_legacy_order(true)),
+        Some(
+            WispV2Handshake::new(vec![B::new(UdpProtocolExtensionBuilder)]).with_legacy_order(true),
+        ),
     );
     let client = ClientHandshake::new(v2(vec![B::new(UdpProtocolExtensionBuilder)]));
     let connect = Packet::connect(1, StreamType::Tcp, "example.com", 80).to_bytes();
@@ -237,9 +252,9 @@ fn v1_client_that_gets_info_first_answers_with_an_empty_info() {
 fn password_accepted() {
     let o = run(
         ServerHandshake::new(8, v2(vec![password_server()])),
-        ClientHandshake::new(v2(vec![B::new(PasswordProtocolExtensionBuilder::new_client(
-            "alice", "hunter2",
-        ))])),
+        ClientHandshake::new(v2(vec![B::new(
+            PasswordProtocolExtensionBuilder::new_client("alice", "hunter2"),
+        )])),
     );
     assert!(o.server.unwrap().is_ok());
     assert!(o.client.unwrap().is_ok());
@@ -250,12 +265,18 @@ fn password_accepted() {
 fn wrong_password_is_closed_with_0xc0() {
     let o = run(
         ServerHandshake::new(8, v2(vec![password_server()])),
-        ClientHandshake::new(v2(vec![B::new(PasswordProtocolExtensionBuilder::new_client(
-            "alice", "wrong",
-        ))])),
+        ClientHandshake::new(v2(vec![B::new(
+            PasswordProtocolExtensionBuilder::new_client("alice", "wrong"),
+        )])),
     );
-    assert!(matches!(o.server, Some(Err(WispError::PasswordExtensionCredsInvalid))));
-    assert!(matches!(o.client, Some(Err(WispError::PasswordExtensionCredsInvalid))));
+    assert!(matches!(
+        o.server,
+        Some(Err(WispError::PasswordExtensionCredsInvalid))
+    ));
+    assert!(matches!(
+        o.client,
+        Some(Err(WispError::PasswordExtensionCredsInvalid))
+    ));
     assert_eq!(o.wire.last(), Some(&Seen('S', "CLOSE", 0, Some(0xc0))));
 }
 
@@ -265,8 +286,14 @@ fn missing_required_login_is_closed_with_0xc2() {
         ServerHandshake::new(8, v2(vec![password_server()])),
         ClientHandshake::new(v2(vec![B::new(UdpProtocolExtensionBuilder)])),
     );
-    assert!(matches!(o.server, Some(Err(WispError::ExtensionsAuthRequired))));
-    assert!(matches!(o.client, Some(Err(WispError::ExtensionsAuthRequired))));
+    assert!(matches!(
+        o.server,
+        Some(Err(WispError::ExtensionsAuthRequired))
+    ));
+    assert!(matches!(
+        o.client,
+        Some(Err(WispError::ExtensionsAuthRequired))
+    ));
     assert_eq!(o.wire.last(), Some(&Seen('S', "CLOSE", 0, Some(0xc2))));
 }
 
@@ -305,8 +332,14 @@ fn key_login_with_an_unknown_key_is_closed_with_0xc1() {
             CertAuthProtocolExtensionBuilder::new_client(key(2)),
         )])),
     );
-    assert!(matches!(o.server, Some(Err(WispError::CertAuthExtensionSigInvalid))));
-    assert!(matches!(o.client, Some(Err(WispError::CertAuthExtensionSigInvalid))));
+    assert!(matches!(
+        o.server,
+        Some(Err(WispError::CertAuthExtensionSigInvalid))
+    ));
+    assert!(matches!(
+        o.client,
+        Some(Err(WispError::CertAuthExtensionSigInvalid))
+    ));
     assert_eq!(o.wire.last(), Some(&Seen('S', "CLOSE", 0, Some(0xc1))));
 }
 
@@ -316,10 +349,18 @@ fn key_login_with_a_forged_signature_is_closed_with_0xc1() {
     let mut server = ServerHandshake::new(8, v2(vec![key_server(true)]));
     server.start().unwrap();
     let forged = key(2).sign_bytes();
-    let record = [&[1u8][..], &KeyHash::Sha256.of(&key(1).verifying_key()), &forged].concat();
+    let record = [
+        &[1u8][..],
+        &KeyHash::Sha256.of(&key(1).verifying_key()),
+        &forged,
+    ]
+    .concat();
     let info = Packet::info(
         WispVersion { major: 2, minor: 0 },
-        vec![ExtensionRecord { id: 3, payload: record.into() }],
+        vec![ExtensionRecord {
+            id: 3,
+            payload: record.into(),
+        }],
     );
     match server.receive(info.to_bytes()) {
         ServerStep::Reject { reason, error } => {
@@ -371,7 +412,10 @@ fn garbage_instead_of_info_is_refused() {
         let mut server = ServerHandshake::new(8, v2(vec![]));
         server.start().unwrap();
         assert!(
-            matches!(server.receive(Bytes::copy_from_slice(garbage)), ServerStep::Reject { .. }),
+            matches!(
+                server.receive(Bytes::copy_from_slice(garbage)),
+                ServerStep::Reject { .. }
+            ),
             "{garbage:?}"
         );
     }

@@ -23,7 +23,9 @@ type Client = ClientMux<MemoryWrite>;
 const LIMIT: Duration = Duration::from_secs(60);
 
 async fn bounded<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(LIMIT, f).await.expect("test timed out")
+    tokio::time::timeout(LIMIT, f)
+        .await
+        .expect("test timed out")
 }
 
 /// A connected server and client with both actors spawned.
@@ -83,7 +85,11 @@ fn spawn_echo_server(server: Server) {
 /// Deterministic test data: byte `i` of stream `s` is a function of both.
 fn pattern(stream: usize, len: usize) -> Vec<u8> {
     (0..len)
-        .map(|i| (i as u32).wrapping_mul(2_654_435_761).wrapping_add(stream as u32 * 7919) as u8)
+        .map(|i| {
+            (i as u32)
+                .wrapping_mul(2_654_435_761)
+                .wrapping_add(stream as u32 * 7919) as u8
+        })
         .map(|b| b ^ (len as u8))
         .collect()
 }
@@ -96,7 +102,10 @@ async fn tcp_echo_is_byte_exact() {
         let mut stream = client.new_stream(StreamType::Tcp, "echo", 7).await.unwrap();
         let data = pattern(0, 300_000);
         let (mut rx, mut tx) = {
-            let s: MuxStream<_> = std::mem::replace(&mut stream, client.new_stream(StreamType::Tcp, "x", 1).await.unwrap());
+            let s: MuxStream<_> = std::mem::replace(
+                &mut stream,
+                client.new_stream(StreamType::Tcp, "x", 1).await.unwrap(),
+            );
             s.into_split()
         };
         let sender = tokio::spawn({
@@ -205,10 +214,14 @@ async fn next_packet(rx: &mut MemoryRead) -> Packet {
 async fn credit_is_returned_as_the_server_reads() {
     bounded(async {
         let (server, mut rx, mut tx) = raw_server(MuxOptions::with_buffer_size(8), None).await;
-        tx.send(Packet::connect(5, StreamType::Tcp, "h", 1).to_bytes()).await.unwrap();
+        tx.send(Packet::connect(5, StreamType::Tcp, "h", 1).to_bytes())
+            .await
+            .unwrap();
         let (_, mut stream) = server.wait_for_stream().await.unwrap();
         for i in 0..8u8 {
-            tx.send(Packet::data(5, Bytes::from(vec![i])).to_bytes()).await.unwrap();
+            tx.send(Packet::data(5, Bytes::from(vec![i])).to_bytes())
+                .await
+                .unwrap();
         }
         // Nothing is announced until the reader takes a quarter of the credit (2 packets).
         assert_eq!(stream.next().await.unwrap().unwrap()[..], [0]);
@@ -218,7 +231,9 @@ async fn credit_is_returned_as_the_server_reads() {
         // The announcement is the buffer less what is still queued (0 to 6 packets, depending
         // on how many of the 8 the server has read from the transport by then).
         let p = next_packet(&mut rx).await;
-        let PacketType::Continue(c) = p.packet_type else { panic!("{p:?}") };
+        let PacketType::Continue(c) = p.packet_type else {
+            panic!("{p:?}")
+        };
         assert_eq!(p.stream_id, 5);
         assert!((2..=8).contains(&c.buffer_remaining), "{c:?}");
         for i in 2..8u8 {
@@ -248,14 +263,22 @@ async fn client_stops_at_its_credit_and_resumes() {
         let id = connect.stream_id;
         assert!(matches!(connect.packet_type, PacketType::Connect(_)));
         for i in 0..3u8 {
-            assert_eq!(next_packet(&mut s_rx).await, Packet::data(id, Bytes::from(vec![i])));
+            assert_eq!(
+                next_packet(&mut s_rx).await,
+                Packet::data(id, Bytes::from(vec![i]))
+            );
         }
         // Out of credit: nothing more arrives.
         let quiet = tokio::time::timeout(Duration::from_millis(200), s_rx.next()).await;
         assert!(quiet.is_err(), "client sent past its credit: {quiet:?}");
-        s_tx.send(Packet::continue_(id, 7).to_bytes()).await.unwrap();
+        s_tx.send(Packet::continue_(id, 7).to_bytes())
+            .await
+            .unwrap();
         for i in 3..10u8 {
-            assert_eq!(next_packet(&mut s_rx).await, Packet::data(id, Bytes::from(vec![i])));
+            assert_eq!(
+                next_packet(&mut s_rx).await,
+                Packet::data(id, Bytes::from(vec![i]))
+            );
         }
     })
     .await;
@@ -275,7 +298,9 @@ impl<F: std::future::Future> NowOrNever for F {
 async fn a_client_ignoring_credit_is_held_back_not_buffered() {
     bounded(async {
         let (server, _rx, mut tx) = raw_server(MuxOptions::with_buffer_size(4), None).await;
-        tx.send(Packet::connect(1, StreamType::Tcp, "h", 1).to_bytes()).await.unwrap();
+        tx.send(Packet::connect(1, StreamType::Tcp, "h", 1).to_bytes())
+            .await
+            .unwrap();
         let (_, mut stream) = server.wait_for_stream().await.unwrap();
         // The server queues at most 2 * 4 + 1 packets and the transport holds 64 more (plus one
         // per sender); anything past that cannot be sent while the reader is idle.
@@ -311,10 +336,15 @@ async fn close_reasons_travel_both_ways() {
         assert_eq!((ca.host.as_str(), ca.port), ("a", 1));
         assert_eq!((cb.host.as_str(), cb.port), ("b", 2));
         // Server closes a with 0x44: the client's reader ends and reports it.
-        sa.close(CloseReason::ServerStreamConnectionRefused).await.unwrap();
+        sa.close(CloseReason::ServerStreamConnectionRefused)
+            .await
+            .unwrap();
         let (mut a_rx, a_tx) = a.into_split();
         assert!(a_rx.next().await.is_none());
-        assert_eq!(a_rx.get_close_reason(), Some(CloseReason::ServerStreamConnectionRefused));
+        assert_eq!(
+            a_rx.get_close_reason(),
+            Some(CloseReason::ServerStreamConnectionRefused)
+        );
         assert!(matches!(
             a_tx.close(CloseReason::Voluntary).await,
             Err(WispError::StreamAlreadyClosed)
@@ -360,32 +390,69 @@ async fn hostile_packets_are_refused_without_killing_the_connection() {
         let (server, mut rx, mut tx) = raw_server(opts, None).await;
         let send = |p: Bytes| p;
         // CONNECT on stream 0: ignored (a CLOSE on stream 0 would end the connection).
-        tx.send(send(Packet::connect(0, StreamType::Tcp, "h", 1).to_bytes())).await.unwrap();
+        tx.send(send(Packet::connect(0, StreamType::Tcp, "h", 1).to_bytes()))
+            .await
+            .unwrap();
         // Unknown packet type and DATA on an unknown stream: ignored.
-        tx.send(Bytes::from_static(&[0x7f, 1, 0, 0, 0, 1, 2])).await.unwrap();
-        tx.send(Packet::data(77, Bytes::from_static(b"?")).to_bytes()).await.unwrap();
+        tx.send(Bytes::from_static(&[0x7f, 1, 0, 0, 0, 1, 2]))
+            .await
+            .unwrap();
+        tx.send(Packet::data(77, Bytes::from_static(b"?")).to_bytes())
+            .await
+            .unwrap();
         // Invalid UTF-8 host and an unknown stream type: CLOSE 0x41 for that stream.
-        tx.send(Bytes::from_static(&[0x01, 3, 0, 0, 0, 1, 80, 0, 0xff])).await.unwrap();
-        assert_eq!(next_packet(&mut rx).await, Packet::close(3, CloseReason::ServerStreamInvalidInfo));
-        tx.send(Packet::connect(4, StreamType::Unknown(9), "h", 1).to_bytes()).await.unwrap();
-        assert_eq!(next_packet(&mut rx).await, Packet::close(4, CloseReason::ServerStreamInvalidInfo));
+        tx.send(Bytes::from_static(&[0x01, 3, 0, 0, 0, 1, 80, 0, 0xff]))
+            .await
+            .unwrap();
+        assert_eq!(
+            next_packet(&mut rx).await,
+            Packet::close(3, CloseReason::ServerStreamInvalidInfo)
+        );
+        tx.send(Packet::connect(4, StreamType::Unknown(9), "h", 1).to_bytes())
+            .await
+            .unwrap();
+        assert_eq!(
+            next_packet(&mut rx).await,
+            Packet::close(4, CloseReason::ServerStreamInvalidInfo)
+        );
         // A duplicate ID ends both the old and the new stream.
-        tx.send(Packet::connect(5, StreamType::Tcp, "h", 1).to_bytes()).await.unwrap();
+        tx.send(Packet::connect(5, StreamType::Tcp, "h", 1).to_bytes())
+            .await
+            .unwrap();
         let (_, mut first) = server.wait_for_stream().await.unwrap();
-        tx.send(Packet::connect(5, StreamType::Tcp, "h", 1).to_bytes()).await.unwrap();
-        assert_eq!(next_packet(&mut rx).await, Packet::close(5, CloseReason::ServerStreamInvalidInfo));
+        tx.send(Packet::connect(5, StreamType::Tcp, "h", 1).to_bytes())
+            .await
+            .unwrap();
+        assert_eq!(
+            next_packet(&mut rx).await,
+            Packet::close(5, CloseReason::ServerStreamInvalidInfo)
+        );
         assert!(first.next().await.is_none());
-        assert_eq!(first.get_close_reason(), Some(CloseReason::ServerStreamInvalidInfo));
+        assert_eq!(
+            first.get_close_reason(),
+            Some(CloseReason::ServerStreamInvalidInfo)
+        );
         drop(first);
         // The stream limit: the third open stream is throttled.
-        tx.send(Packet::connect(6, StreamType::Tcp, "h", 1).to_bytes()).await.unwrap();
-        tx.send(Packet::connect(7, StreamType::Tcp, "h", 1).to_bytes()).await.unwrap();
-        tx.send(Packet::connect(8, StreamType::Tcp, "h", 1).to_bytes()).await.unwrap();
-        assert_eq!(next_packet(&mut rx).await, Packet::close(8, CloseReason::ServerStreamThrottled));
+        tx.send(Packet::connect(6, StreamType::Tcp, "h", 1).to_bytes())
+            .await
+            .unwrap();
+        tx.send(Packet::connect(7, StreamType::Tcp, "h", 1).to_bytes())
+            .await
+            .unwrap();
+        tx.send(Packet::connect(8, StreamType::Tcp, "h", 1).to_bytes())
+            .await
+            .unwrap();
+        assert_eq!(
+            next_packet(&mut rx).await,
+            Packet::close(8, CloseReason::ServerStreamThrottled)
+        );
         // The connection still works: stream 6 carries data.
         let (c6, mut s6) = server.wait_for_stream().await.unwrap();
         assert_eq!(c6.host, "h");
-        tx.send(Packet::data(6, Bytes::from_static(b"still here")).to_bytes()).await.unwrap();
+        tx.send(Packet::data(6, Bytes::from_static(b"still here")).to_bytes())
+            .await
+            .unwrap();
         assert_eq!(&s6.next().await.unwrap().unwrap()[..], b"still here");
         // A message shorter than a header is fatal: the connection ends.
         tx.send(Bytes::from_static(&[0x02])).await.unwrap();
@@ -403,7 +470,10 @@ async fn udp_keeps_datagram_boundaries_and_needs_the_extension_in_v2() {
         let mut udp = client.new_stream(StreamType::Udp, "u", 53).await.unwrap();
         for n in [1usize, 1000, 65_000] {
             udp.send(Bytes::from(pattern(n, n))).await.unwrap();
-            assert_eq!(udp.next().await.unwrap().unwrap(), Bytes::from(pattern(n, n)));
+            assert_eq!(
+                udp.next().await.unwrap().unwrap(),
+                Bytes::from(pattern(n, n))
+            );
         }
         assert!(matches!(
             udp.send(Bytes::from(vec![0; 70_000])).await,
@@ -411,7 +481,16 @@ async fn udp_keeps_datagram_boundaries_and_needs_the_extension_in_v2() {
         ));
 
         // v2 without UDP on the server: the client refuses to open UDP streams.
-        let (_server, client) = pair(4, MuxOptions::default(), Some(WispV2Handshake::new(vec![])), MuxOptions::default(), Some(WispV2Handshake::new(vec![B::new(UdpProtocolExtensionBuilder)]))).await;
+        let (_server, client) = pair(
+            4,
+            MuxOptions::default(),
+            Some(WispV2Handshake::new(vec![])),
+            MuxOptions::default(),
+            Some(WispV2Handshake::new(vec![B::new(
+                UdpProtocolExtensionBuilder,
+            )])),
+        )
+        .await;
         assert!(!client.supports_udp());
         assert!(matches!(
             client.new_stream(StreamType::Udp, "u", 53).await,
@@ -455,9 +534,15 @@ async fn a_stalled_client_reader_is_closed_with_0x81_and_others_continue() {
         let sent = flood.await.unwrap();
         assert!(sent >= 256 * 1024, "closed after {sent} bytes");
         assert!(s_stalled_rx.next().await.is_none());
-        assert_eq!(s_stalled_rx.get_close_reason(), Some(CloseReason::ClientUnexpected));
+        assert_eq!(
+            s_stalled_rx.get_close_reason(),
+            Some(CloseReason::ClientUnexpected)
+        );
         let (mut rx, _tx) = stalled.into_split();
-        assert!(matches!(rx.next().await, Some(Err(WispError::StreamReceiveOverflow))));
+        assert!(matches!(
+            rx.next().await,
+            Some(Err(WispError::StreamReceiveOverflow))
+        ));
         assert!(rx.next().await.is_none());
         assert_eq!(rx.get_close_reason(), Some(CloseReason::ClientUnexpected));
     })
@@ -469,11 +554,18 @@ async fn required_extension_missing_is_closed_with_0x04() {
     bounded(async {
         let ((s_rx, s_tx), (c_rx, c_tx)) = duplex(4);
         let server = async {
-            ServerMux::new(s_rx, s_tx, 8, Some(WispV2Handshake::new(vec![B::new(UdpProtocolExtensionBuilder)])))
-                .await
-                .unwrap()
-                .with_required_extensions(&[0x01])
-                .await
+            ServerMux::new(
+                s_rx,
+                s_tx,
+                8,
+                Some(WispV2Handshake::new(vec![B::new(
+                    UdpProtocolExtensionBuilder,
+                )])),
+            )
+            .await
+            .unwrap()
+            .with_required_extensions(&[0x01])
+            .await
         };
         let client = ClientMux::new(c_rx, c_tx, Some(WispV2Handshake::new(vec![])));
         let (server, client) = tokio::join!(server, client);
@@ -486,21 +578,32 @@ async fn required_extension_missing_is_closed_with_0x04() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn confirmation_opens_after_the_server_confirms_and_refusals_carry_the_reason() {
     bounded(async {
-        let ext = || Some(WispV2Handshake::new(vec![
-            B::new(StreamConfirmationProtocolExtensionBuilder),
-            B::new(MotdProtocolExtensionBuilder::Server("welcome".into())),
-        ]));
+        let ext = || {
+            Some(WispV2Handshake::new(vec![
+                B::new(StreamConfirmationProtocolExtensionBuilder),
+                B::new(MotdProtocolExtensionBuilder::Server("welcome".into())),
+            ]))
+        };
         let client_ext = Some(WispV2Handshake::new(vec![
             B::new(StreamConfirmationProtocolExtensionBuilder),
             B::new(MotdProtocolExtensionBuilder::Client),
         ]));
-        let (server, client) = pair(4, MuxOptions::default(), ext(), MuxOptions::default(), client_ext).await;
+        let (server, client) = pair(
+            4,
+            MuxOptions::default(),
+            ext(),
+            MuxOptions::default(),
+            client_ext,
+        )
+        .await;
         assert_eq!(client.motd(), Some("welcome"));
         assert_eq!(client.get_extension_ids(), vec![5, 4]);
         let server_side = tokio::spawn(async move {
             let (c, s) = server.wait_for_stream().await.unwrap();
             assert_eq!(c.port, 1);
-            s.close(CloseReason::ServerStreamConnectionRefused).await.unwrap();
+            s.close(CloseReason::ServerStreamConnectionRefused)
+                .await
+                .unwrap();
             let (c, mut s) = server.wait_for_stream().await.unwrap();
             assert_eq!(c.port, 2);
             s.confirm();
@@ -509,7 +612,9 @@ async fn confirmation_opens_after_the_server_confirms_and_refusals_carry_the_rea
         });
         assert!(matches!(
             client.new_stream(StreamType::Tcp, "h", 1).await,
-            Err(WispError::StreamRefused(CloseReason::ServerStreamConnectionRefused))
+            Err(WispError::StreamRefused(
+                CloseReason::ServerStreamConnectionRefused
+            ))
         ));
         let mut ok = client.new_stream(StreamType::Tcp, "h", 2).await.unwrap();
         assert_eq!(&ok.next().await.unwrap().unwrap()[..], b"hi");
@@ -524,9 +629,15 @@ async fn closing_the_connection_ends_every_stream() {
         let (server, client) = v1_pair(4, 16).await;
         let mut a = client.new_stream(StreamType::Tcp, "a", 1).await.unwrap();
         let (_, _sa) = server.wait_for_stream().await.unwrap();
-        server.close_with_reason(CloseReason::ServerStreamThrottled).await.unwrap();
+        server
+            .close_with_reason(CloseReason::ServerStreamThrottled)
+            .await
+            .unwrap();
         assert!(a.next().await.is_none());
-        assert_eq!(a.get_close_reason(), Some(CloseReason::ServerStreamThrottled));
+        assert_eq!(
+            a.get_close_reason(),
+            Some(CloseReason::ServerStreamThrottled)
+        );
         assert!(server.wait_for_stream().await.is_none());
         // A closed client cannot open streams.
         assert!(client.new_stream(StreamType::Tcp, "b", 2).await.is_err());
@@ -539,7 +650,10 @@ async fn a_lost_transport_gives_every_stream_an_error() {
     bounded(async {
         let ((s_rx, mut s_tx), (c_rx, c_tx)) = duplex(4);
         s_tx.send(Packet::continue_(0, 8).to_bytes()).await.unwrap();
-        let (client, actor) = ClientMux::new(c_rx, c_tx, None).await.unwrap().with_no_required_extensions();
+        let (client, actor) = ClientMux::new(c_rx, c_tx, None)
+            .await
+            .unwrap()
+            .with_no_required_extensions();
         let actor = tokio::spawn(actor);
         let mut streams = Vec::new();
         for i in 0..3 {
@@ -547,7 +661,10 @@ async fn a_lost_transport_gives_every_stream_an_error() {
         }
         drop((s_rx, s_tx));
         for s in &mut streams {
-            assert!(matches!(s.next().await, Some(Err(WispError::WsImplSocketClosed))));
+            assert!(matches!(
+                s.next().await,
+                Some(Err(WispError::WsImplSocketClosed))
+            ));
             assert!(s.next().await.is_none());
         }
         // The actor ends on its own (with the transport's error, since the client still had
@@ -562,7 +679,10 @@ async fn a_lost_transport_gives_every_stream_an_error() {
 async fn the_actor_ends_when_nothing_can_use_the_connection() {
     bounded(async {
         let ((s_rx, s_tx), (c_rx, c_tx)) = duplex(4);
-        let (server, client) = tokio::join!(ServerMux::new(s_rx, s_tx, 8, None), ClientMux::new(c_rx, c_tx, None));
+        let (server, client) = tokio::join!(
+            ServerMux::new(s_rx, s_tx, 8, None),
+            ClientMux::new(c_rx, c_tx, None)
+        );
         let (server, s_actor) = server.unwrap().with_no_required_extensions();
         let (client, c_actor) = client.unwrap().with_no_required_extensions();
         let s_actor = tokio::spawn(s_actor);

@@ -20,7 +20,10 @@ fn connect_bytes_match_the_spec_table() {
     assert_eq!(&p.to_bytes()[..], &wire);
     assert_eq!(decode(&wire).unwrap(), p);
     let udp = Packet::connect(7, StreamType::Udp, "h", 0x1234);
-    assert_eq!(&udp.to_bytes()[..], &[0x01, 7, 0, 0, 0, 0x02, 0x34, 0x12, b'h']);
+    assert_eq!(
+        &udp.to_bytes()[..],
+        &[0x01, 7, 0, 0, 0, 0x02, 0x34, 0x12, b'h']
+    );
 }
 
 #[test]

@@ -257,9 +257,10 @@ impl CertAuthProtocolExtensionBuilder {
         if *algorithm != ALGORITHM_ED25519 {
             return Err(WispError::CertAuthExtensionSigInvalid);
         }
-        let hash = KeyHash::from_len(key_hash.len()).ok_or(WispError::CertAuthExtensionSigInvalid)?;
-        let signature = Signature::from_slice(signature)
-            .map_err(|_| WispError::CertAuthExtensionSigInvalid)?;
+        let hash =
+            KeyHash::from_len(key_hash.len()).ok_or(WispError::CertAuthExtensionSigInvalid)?;
+        let signature =
+            Signature::from_slice(signature).map_err(|_| WispError::CertAuthExtensionSigInvalid)?;
         let key = keys
             .iter()
             .find(|k| hash.of(k) == key_hash[..])
@@ -278,7 +279,10 @@ impl fmt::Debug for CertAuthProtocolExtensionBuilder {
                 keys.len()
             ),
             Config::Client { hash, .. } => {
-                write!(f, "CertAuthProtocolExtensionBuilder::Client {{ hash: {hash:?} }}")
+                write!(
+                    f,
+                    "CertAuthProtocolExtensionBuilder::Client {{ hash: {hash:?} }}"
+                )
             }
         }
     }
@@ -321,7 +325,9 @@ impl ProtocolExtensionBuilder for CertAuthProtocolExtensionBuilder {
                 hash,
                 challenge,
             } => {
-                let challenge = challenge.as_ref().ok_or(WispError::CertAuthExtensionNoKey)?;
+                let challenge = challenge
+                    .as_ref()
+                    .ok_or(WispError::CertAuthExtensionNoKey)?;
                 CertAuthProtocolExtension::Client {
                     algorithm: ALGORITHM_ED25519,
                     key_hash: hash.of(&key.verifying_key()).into(),

@@ -178,7 +178,9 @@ impl PasswordProtocolExtensionBuilder {
     pub(crate) fn verify(&self, username: String, password: String) -> PasswordCheckFuture {
         match &self.config {
             Config::Server { verifier, .. } => verifier(username, password),
-            Config::Client { .. } => Box::pin(async { Err(WispError::PasswordExtensionCredsInvalid) }),
+            Config::Client { .. } => {
+                Box::pin(async { Err(WispError::PasswordExtensionCredsInvalid) })
+            }
         }
     }
 }
@@ -186,8 +188,14 @@ impl PasswordProtocolExtensionBuilder {
 impl fmt::Debug for PasswordProtocolExtensionBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.config {
-            Config::Server { required, .. } => write!(f, "PasswordProtocolExtensionBuilder::Server {{ required: {required} }}"),
-            Config::Client { username, .. } => write!(f, "PasswordProtocolExtensionBuilder::Client {{ username: {username:?} }}"),
+            Config::Server { required, .. } => write!(
+                f,
+                "PasswordProtocolExtensionBuilder::Server {{ required: {required} }}"
+            ),
+            Config::Client { username, .. } => write!(
+                f,
+                "PasswordProtocolExtensionBuilder::Client {{ username: {username:?} }}"
+            ),
         }
     }
 }
@@ -243,7 +251,10 @@ mod tests {
         let bytes = ext.encode();
         assert_eq!(&bytes[..3], &[5, 7, 0]);
         assert_eq!(&bytes[3..], b"alicehunter2");
-        assert_eq!(PasswordProtocolExtension::decode(bytes, Role::Client).unwrap(), ext);
+        assert_eq!(
+            PasswordProtocolExtension::decode(bytes, Role::Client).unwrap(),
+            ext
+        );
     }
 
     #[test]

@@ -138,7 +138,13 @@ impl<R: TransportRead, W: TransportWrite> MultiplexorActorFuture<R, W> {
                 }
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(ReadEnd::Transport(e))),
                 Poll::Ready(None) => return Poll::Ready(Err(ReadEnd::Eof)),
-                Poll::Pending => return if read { Poll::Ready(Ok(true)) } else { Poll::Pending },
+                Poll::Pending => {
+                    return if read {
+                        Poll::Ready(Ok(true))
+                    } else {
+                        Poll::Pending
+                    }
+                }
             }
         }
         Poll::Ready(Ok(read))

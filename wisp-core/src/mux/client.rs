@@ -52,11 +52,19 @@ impl<W: TransportWrite> ClientMux<W> {
             }
         }
         let negotiated = hs.into_negotiated();
-        build(Role::Client, rx, tx, opts, negotiated, Vec::new(), |shared, agreed| Self {
-            shared,
-            agreed,
-            _transport: PhantomData,
-        })
+        build(
+            Role::Client,
+            rx,
+            tx,
+            opts,
+            negotiated,
+            Vec::new(),
+            |shared, agreed| Self {
+                shared,
+                agreed,
+                _transport: PhantomData,
+            },
+        )
     }
 
     /// Opens a stream to `host:port`. With stream-open confirmation negotiated this waits for
@@ -110,7 +118,10 @@ impl<W: TransportWrite> ClientMux<W> {
     /// Whether UDP streams may be opened.
     pub fn supports_udp(&self) -> bool {
         self.agreed.version.major == 1
-            || self.agreed.ids().contains(&crate::extensions::udp::UdpProtocolExtension::ID)
+            || self
+                .agreed
+                .ids()
+                .contains(&crate::extensions::udp::UdpProtocolExtension::ID)
     }
 
     /// The number of streams that hold resources now.

@@ -58,7 +58,9 @@ pub(crate) struct Agreed {
 
 impl Agreed {
     fn has<T: crate::extensions::ProtocolExtension>(&self) -> bool {
-        self.extensions.iter().any(|e| e.downcast_ref::<T>().is_some())
+        self.extensions
+            .iter()
+            .any(|e| e.downcast_ref::<T>().is_some())
     }
 
     pub(crate) fn ids(&self) -> Vec<u8> {

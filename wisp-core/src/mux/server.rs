@@ -58,13 +58,19 @@ impl<W: TransportWrite> ServerMux<W> {
         }
         let final_packets = hs.final_packets();
         let negotiated = hs.into_negotiated();
-        build(Role::Server, rx, tx, opts, negotiated, final_packets, |shared, agreed| {
-            Self {
+        build(
+            Role::Server,
+            rx,
+            tx,
+            opts,
+            negotiated,
+            final_packets,
+            |shared, agreed| Self {
                 shared,
                 agreed,
                 _transport: PhantomData,
-            }
-        })
+            },
+        )
     }
 
     /// The next stream the client opened, or `None` once the connection has ended. Only one

@@ -244,7 +244,11 @@ impl ConnState {
     }
 
     /// Handles one whole message from the peer. An error is fatal to the connection.
-    pub(crate) fn handle_message(&mut self, message: Bytes, w: &mut Wakes) -> Result<(), WispError> {
+    pub(crate) fn handle_message(
+        &mut self,
+        message: Bytes,
+        w: &mut Wakes,
+    ) -> Result<(), WispError> {
         let raw = RawPacket::parse(message)?;
         let id = raw.stream_id;
         match raw.packet_type {
@@ -288,11 +292,10 @@ impl ConnState {
             // Refusing it would need a CLOSE on stream 0, which ends the connection.
             return;
         }
-        if let Some(&slot) = self.by_wire.get(&id) {
+        if self.by_wire.contains_key(&id) {
             // The client believes this ID is free and we do not: end both, so that both sides
             // agree again.
             self.on_remote_close(id, CloseReason::ServerStreamInvalidInfo, w);
-            let _ = slot;
             self.refuse(id, CloseReason::ServerStreamInvalidInfo, w);
             return;
         }
@@ -322,7 +325,13 @@ impl ConnState {
         w.push(self.accept_waker.take());
     }
 
-    fn insert_slot(&mut self, wire_id: u32, kind: StreamType, credit: u32, confirmed: bool) -> SlotId {
+    fn insert_slot(
+        &mut self,
+        wire_id: u32,
+        kind: StreamType,
+        credit: u32,
+        confirmed: bool,
+    ) -> SlotId {
         let slot = self.next_slot;
         self.next_slot += 1;
         self.slots
@@ -349,10 +358,8 @@ impl ConnState {
             }
             return;
         }
-        if s.kind == StreamType::Udp {
-            if s.rx_bytes + len > self.opts.stream_receive_buffer {
-                return; // a datagram the reader has no room for is lost, as on a socket
-            }
+        if s.kind == StreamType::Udp && s.rx_bytes + len > self.opts.stream_receive_buffer {
+            return; // a datagram the reader has no room for is lost, as on a socket
         }
         s.rx.push_back(payload);
         s.rx_bytes += len;
@@ -520,8 +527,7 @@ impl ConnState {
         for (_, slot_id) in std::mem::take(&mut self.accept_queue) {
             self.slots.remove(&slot_id);
         }
-        self.slots
-            .retain(|_, s| s.reader_alive || s.writer_alive);
+        self.slots.retain(|_, s| s.reader_alive || s.writer_alive);
         w.push(self.accept_waker.take());
     }
 
@@ -588,7 +594,14 @@ impl ConnState {
         self.next_wire_id = wire_id.wrapping_add(1);
         let slot_id = self.insert_slot(wire_id, kind, self.buffer_size, !self.confirmation);
         let bytes = crate::Packet::connect(wire_id, kind, host, port).to_bytes();
-        self.enqueue(slot_id, Out { bytes, kind: OutKind::Connect }, w);
+        self.enqueue(
+            slot_id,
+            Out {
+                bytes,
+                kind: OutKind::Connect,
+            },
+            w,
+        );
         Ok(slot_id)
     }
 
@@ -704,11 +717,25 @@ impl ConnState {
                 return Err(WispError::DatagramTooLarge(data.len()));
             }
             let bytes = packet::encode_data(wire_id, &data);
-            self.enqueue(slot_id, Out { bytes, kind: OutKind::Data }, w);
+            self.enqueue(
+                slot_id,
+                Out {
+                    bytes,
+                    kind: OutKind::Data,
+                },
+                w,
+            );
         } else {
             for chunk in data.chunks(MAX_DATA_PAYLOAD) {
                 let bytes = packet::encode_data(wire_id, chunk);
-                self.enqueue(slot_id, Out { bytes, kind: OutKind::Data }, w);
+                self.enqueue(
+                    slot_id,
+                    Out {
+                        bytes,
+                        kind: OutKind::Data,
+                    },
+                    w,
+                );
             }
         }
         Ok(())
@@ -763,7 +790,14 @@ impl ConnState {
         w.push(s.open_waker.take());
         if s.mapped {
             let bytes = packet::encode_close(s.wire_id, reason);
-            self.enqueue(slot_id, Out { bytes, kind: OutKind::Close }, w);
+            self.enqueue(
+                slot_id,
+                Out {
+                    bytes,
+                    kind: OutKind::Close,
+                },
+                w,
+            );
         } else {
             self.maybe_reap(slot_id);
         }

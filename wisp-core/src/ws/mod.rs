@@ -18,7 +18,9 @@ use bytes::Bytes;
 use futures::{Sink, Stream};
 
 #[cfg(feature = "tokio-websockets")]
-pub use self::tokio_websockets::{TokioWebsocketsRead, TokioWebsocketsTransport, TokioWebsocketsWrite};
+pub use self::tokio_websockets::{
+    TokioWebsocketsRead, TokioWebsocketsTransport, TokioWebsocketsWrite,
+};
 use crate::WispError;
 
 /// A whole message: one Wisp packet.
@@ -26,13 +28,13 @@ pub type Payload = Bytes;
 
 /// The read half of a transport: a stream of whole binary messages. `None` means the transport
 /// closed.
-pub trait TransportRead: Stream<Item = Result<Payload, WispError>> + Unpin {}
-impl<T: Stream<Item = Result<Payload, WispError>> + Unpin> TransportRead for T {}
+pub trait TransportRead: Stream<Item = Result<Payload, WispError>> + Unpin + 'static {}
+impl<T: Stream<Item = Result<Payload, WispError>> + Unpin + 'static> TransportRead for T {}
 
 /// The write half of a transport: a sink of whole binary messages. Closing it closes the
 /// transport.
-pub trait TransportWrite: Sink<Payload, Error = WispError> + Unpin {}
-impl<T: Sink<Payload, Error = WispError> + Unpin> TransportWrite for T {}
+pub trait TransportWrite: Sink<Payload, Error = WispError> + Unpin + 'static {}
+impl<T: Sink<Payload, Error = WispError> + Unpin + 'static> TransportWrite for T {}
 
 /// Splitting a combined transport into its halves.
 pub trait TransportExt {

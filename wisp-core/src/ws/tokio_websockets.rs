@@ -27,7 +27,7 @@ pub struct TokioWebsocketsRead<S>(SplitStream<WebSocketStream<S>>);
 #[derive(Debug)]
 pub struct TokioWebsocketsWrite<S>(SplitSink<WebSocketStream<S>, Message>);
 
-impl<S: AsyncRead + AsyncWrite + Unpin> TransportExt for TokioWebsocketsTransport<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin + 'static> TransportExt for TokioWebsocketsTransport<S> {
     type Read = TokioWebsocketsRead<S>;
     type Write = TokioWebsocketsWrite<S>;
 
