@@ -157,10 +157,13 @@ fn classify_v4(ip: Ipv4Addr) -> AddrClass {
     };
     if o[0] == 127 {
         AddrClass::Loopback
-    } else if o[0] == 10 || in_range([172, 16, 0, 0], 12) || in_range([192, 168, 0, 0], 16) {
+    } else if o[0] == 10
+        || in_range([172, 16, 0, 0], 12)
+        || in_range([192, 168, 0, 0], 16)
+        // CGNAT: the carrier's private side.
+        || in_range([100, 64, 0, 0], 10)
+    {
         AddrClass::Private
-    } else if in_range([100, 64, 0, 0], 10) {
-        AddrClass::Private // CGNAT: the carrier's private side
     } else if in_range([169, 254, 0, 0], 16) {
         AddrClass::LinkLocal
     } else if o[0] == 0 // "this network", including 0.0.0.0 which Linux treats as loopback

@@ -45,7 +45,10 @@ async fn next_for(ws: &mut Ws, id: u32) -> Option<Bytes> {
             continue;
         }
         let p: Bytes = m.into_payload().into();
-        if p.len() >= 5 && u32::from_le_bytes([p[1], p[2], p[3], p[4]]) == id && (p[0] == 0x02 || p[0] == 0x04) {
+        if p.len() >= 5
+            && u32::from_le_bytes([p[1], p[2], p[3], p[4]]) == id
+            && (p[0] == 0x02 || p[0] == 0x04)
+        {
             return Some(p);
         }
     }
@@ -71,14 +74,23 @@ where
         let server = start(config).await;
         let echo = tcp_echo().await;
         let mux = client(addr(&server)).await;
-        let mut s = mux.new_stream(StreamType::Tcp, "127.0.0.1", echo).await.unwrap();
+        let mut s = mux
+            .new_stream(StreamType::Tcp, "127.0.0.1", echo)
+            .await
+            .unwrap();
         assert_eq!(echo_roundtrip(&mut s, b"before").await, b"before");
         hostile(addr(&server), echo).await;
         assert_eq!(echo_roundtrip(&mut s, b"after").await, b"after");
         let newcomer = client(addr(&server)).await;
-        let mut n = newcomer.new_stream(StreamType::Tcp, "127.0.0.1", echo).await.unwrap();
+        let mut n = newcomer
+            .new_stream(StreamType::Tcp, "127.0.0.1", echo)
+            .await
+            .unwrap();
         assert_eq!(echo_roundtrip(&mut n, b"new").await, b"new");
-        assert!(server.shutdown().await, "every task ended within the grace period");
+        assert!(
+            server.shutdown().await,
+            "every task ended within the grace period"
+        );
     })
     .await;
 }
@@ -89,7 +101,11 @@ async fn one_byte_first_frame() {
         let mut ws = raw(addr).await;
         send(&mut ws, Bytes::from_static(&[0x01])).await;
         let got = drain(&mut ws).await;
-        assert_eq!(got.last().map(|p| p[0]), Some(0x04), "ends with a CLOSE: {got:?}");
+        assert_eq!(
+            got.last().map(|p| p[0]),
+            Some(0x04),
+            "ends with a CLOSE: {got:?}"
+        );
     })
     .await;
 }
@@ -190,11 +206,20 @@ async fn port_0_and_bad_stream_type_are_refused() {
     with_bystander(local_config(), |addr, echo| async move {
         let mut ws = raw(addr).await;
         send(&mut ws, connect_packet(5, 0x01, 0, b"127.0.0.1")).await;
-        assert_eq!(&next_for(&mut ws, 5).await.unwrap()[..], &[0x04, 5, 0, 0, 0, 0x41]);
+        assert_eq!(
+            &next_for(&mut ws, 5).await.unwrap()[..],
+            &[0x04, 5, 0, 0, 0, 0x41]
+        );
         send(&mut ws, connect_packet(6, 0x09, 80, b"127.0.0.1")).await;
-        assert_eq!(&next_for(&mut ws, 6).await.unwrap()[..], &[0x04, 6, 0, 0, 0, 0x41]);
+        assert_eq!(
+            &next_for(&mut ws, 6).await.unwrap()[..],
+            &[0x04, 6, 0, 0, 0, 0x41]
+        );
         send(&mut ws, connect_packet(9, 0x01, echo, b"")).await;
-        assert_eq!(&next_for(&mut ws, 9).await.unwrap()[..], &[0x04, 9, 0, 0, 0, 0x41]);
+        assert_eq!(
+            &next_for(&mut ws, 9).await.unwrap()[..],
+            &[0x04, 9, 0, 0, 0, 0x41]
+        );
         still_serves(&mut ws, 10, echo).await;
     })
     .await;
@@ -227,7 +252,9 @@ async fn close_on_stream_0_then_more() {
         let mut ws = raw(addr).await;
         still_serves(&mut ws, 1, echo).await;
         send(&mut ws, Bytes::from_static(&[0x04, 0, 0, 0, 0])).await;
-        let _ = ws.send(Message::binary(connect_packet(2, 0x01, echo, b"127.0.0.1"))).await;
+        let _ = ws
+            .send(Message::binary(connect_packet(2, 0x01, echo, b"127.0.0.1")))
+            .await;
         drain(&mut ws).await;
     })
     .await;

@@ -45,7 +45,9 @@ async fn subprotocol_is_echoed() {
             .await
             .unwrap();
         assert_eq!(
-            resp.headers().get("sec-websocket-protocol").map(|v| v.to_str().unwrap()),
+            resp.headers()
+                .get("sec-websocket-protocol")
+                .map(|v| v.to_str().unwrap()),
             Some("wisp-v2")
         );
         server.shutdown().await;
@@ -60,7 +62,11 @@ async fn plain_get_gets_a_page() {
         let resp = raw_http(addr(&server), "GET /anything?x HTTP/1.1\r\nHost: x\r\n\r\n").await;
         assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
         assert!(resp.contains("Wisp server"));
-        let resp = raw_http(addr(&server), "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n").await;
+        let resp = raw_http(
+            addr(&server),
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+        )
+        .await;
         assert!(resp.starts_with("HTTP/1.1 405"), "{resp}");
         server.shutdown().await;
     })
@@ -81,13 +87,24 @@ async fn static_directory_and_traversal() {
         let server = start(c).await;
         let get = |p: &str| format!("GET {p} HTTP/1.1\r\nHost: x\r\n\r\n");
         let resp = raw_http(addr(&server), &get("/")).await;
-        assert!(resp.starts_with("HTTP/1.1 200") && resp.contains("<h1>demo</h1>"), "{resp}");
+        assert!(
+            resp.starts_with("HTTP/1.1 200") && resp.contains("<h1>demo</h1>"),
+            "{resp}"
+        );
         assert!(resp.contains("text/html"));
         let resp = raw_http(addr(&server), &get("/app.js?v=2")).await;
-        assert!(resp.contains("console.log(1)") && resp.contains("text/javascript"), "{resp}");
+        assert!(
+            resp.contains("console.log(1)") && resp.contains("text/javascript"),
+            "{resp}"
+        );
         let resp = raw_http(addr(&server), &get("/missing.js")).await;
         assert!(resp.starts_with("HTTP/1.1 404"), "{resp}");
-        for evil in ["/../secret.txt", "/%2e%2e/secret.txt", "/a/../../secret.txt", "/..%2fsecret.txt"] {
+        for evil in [
+            "/../secret.txt",
+            "/%2e%2e/secret.txt",
+            "/a/../../secret.txt",
+            "/..%2fsecret.txt",
+        ] {
             let resp = raw_http(addr(&server), &get(evil)).await;
             assert!(!resp.contains("TOPSECRET"), "{evil}: {resp}");
             assert!(!resp.starts_with("HTTP/1.1 200"), "{evil}: {resp}");
@@ -110,7 +127,10 @@ async fn origin_allow_list() {
                 ClientBuilder::new()
                     .uri(&format!("ws://{a}/"))
                     .unwrap()
-                    .add_header(HeaderName::from_static("origin"), HeaderValue::from_static(o))
+                    .add_header(
+                        HeaderName::from_static("origin"),
+                        HeaderValue::from_static(o),
+                    )
                     .unwrap()
                     .connect_on(tcp)
                     .await
@@ -133,17 +153,30 @@ async fn metrics_endpoint_counts() {
         let server = start(c).await;
         let echo = tcp_echo().await;
         let mux = client(addr(&server)).await;
-        let mut s = mux.new_stream(StreamType::Tcp, "127.0.0.1", echo).await.unwrap();
+        let mut s = mux
+            .new_stream(StreamType::Tcp, "127.0.0.1", echo)
+            .await
+            .unwrap();
         assert_eq!(echo_roundtrip(&mut s, b"count me").await, b"count me");
         let port = closed_port().await;
         assert_eq!(
             outcome(&mux, StreamType::Tcp, "127.0.0.1", port).await,
             CloseReason::ServerStreamConnectionRefused
         );
-        let text = raw_http(server.metrics_addr().unwrap(), "GET /metrics HTTP/1.1\r\n\r\n").await;
+        let text = raw_http(
+            server.metrics_addr().unwrap(),
+            "GET /metrics HTTP/1.1\r\n\r\n",
+        )
+        .await;
         assert!(text.contains("wisp_connections_total 1"), "{text}");
-        assert!(text.contains("wisp_streams_total{type=\"tcp\",reason=\"0x44\"} 1"), "{text}");
-        assert!(text.contains("wisp_bytes_total{direction=\"to_client\"} 8"), "{text}");
+        assert!(
+            text.contains("wisp_streams_total{type=\"tcp\",reason=\"0x44\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("wisp_bytes_total{direction=\"to_client\"} 8"),
+            "{text}"
+        );
         server.shutdown().await;
     })
     .await;
@@ -161,14 +194,22 @@ async fn unix_socket_serves_wisp() {
         let server = start(c).await;
         let echo = tcp_echo().await;
         let sock = tokio::net::UnixStream::connect(&path).await.unwrap();
-        let (ws, _) = ClientBuilder::new().uri("ws://localhost/").unwrap().connect_on(sock).await.unwrap();
+        let (ws, _) = ClientBuilder::new()
+            .uri("ws://localhost/")
+            .unwrap()
+            .connect_on(sock)
+            .await
+            .unwrap();
         let (rx, tx) = TokioWebsocketsTransport(ws).split_fast();
         let (mux, actor) = ClientMux::new(rx, tx, Some(WispV2Handshake::new(client_exts())))
             .await
             .unwrap()
             .with_no_required_extensions();
         tokio::spawn(actor);
-        let mut s = mux.new_stream(StreamType::Tcp, "127.0.0.1", echo).await.unwrap();
+        let mut s = mux
+            .new_stream(StreamType::Tcp, "127.0.0.1", echo)
+            .await
+            .unwrap();
         s.send(Bytes::from_static(b"over unix")).await.unwrap();
         assert_eq!(&s.next().await.unwrap().unwrap()[..], b"over unix");
         server.shutdown().await;
@@ -185,8 +226,12 @@ async fn wsproxy_when_enabled() {
         c.server.prefix = "/ws/".into();
         c.server.wsproxy = true;
         let server = start(c).await;
-        let mut w = ws(addr(&server), &format!("/ws/127.0.0.1:{echo}"), None).await.unwrap();
-        w.send(Message::binary(Bytes::from_static(b"legacy bytes"))).await.unwrap();
+        let mut w = ws(addr(&server), &format!("/ws/127.0.0.1:{echo}"), None)
+            .await
+            .unwrap();
+        w.send(Message::binary(Bytes::from_static(b"legacy bytes")))
+            .await
+            .unwrap();
         let mut got = Vec::new();
         while got.len() < 12 {
             got.extend_from_slice(&w.next().await.unwrap().unwrap().into_payload());
@@ -201,7 +246,9 @@ async fn wsproxy_when_enabled() {
         let mut c = local_config();
         c.server.prefix = "/ws/".into();
         let server = start(c).await;
-        assert!(ws(addr(&server), &format!("/ws/127.0.0.1:{echo}"), None).await.is_err());
+        assert!(ws(addr(&server), &format!("/ws/127.0.0.1:{echo}"), None)
+            .await
+            .is_err());
         server.shutdown().await;
     })
     .await;
@@ -219,8 +266,14 @@ async fn shutdown_closes_connections_with_close_on_stream_0() {
         let mut connect = vec![0x01, 1, 0, 0, 0, 0x01];
         connect.extend_from_slice(&echo.to_le_bytes());
         connect.extend_from_slice(b"127.0.0.1");
-        raw.send(Message::binary(Bytes::from(connect))).await.unwrap();
-        raw.send(Message::binary(Bytes::from_static(b"\x02\x01\x00\x00\x00hi"))).await.unwrap();
+        raw.send(Message::binary(Bytes::from(connect)))
+            .await
+            .unwrap();
+        raw.send(Message::binary(Bytes::from_static(
+            b"\x02\x01\x00\x00\x00hi",
+        )))
+        .await
+        .unwrap();
         // Wait for the echo, so the stream is surely open.
         loop {
             let m = raw.next().await.unwrap().unwrap();
@@ -243,12 +296,27 @@ async fn shutdown_closes_connections_with_close_on_stream_0() {
 #[test]
 fn cli_help_print_default_and_bad_config() {
     let exe = env!("CARGO_BIN_EXE_wisp-server");
-    let help = std::process::Command::new(exe).arg("--help").output().unwrap();
+    let help = std::process::Command::new(exe)
+        .arg("--help")
+        .output()
+        .unwrap();
     let help = String::from_utf8(help.stdout).unwrap();
-    for flag in ["--config", "--print-default-config", "--bind", "--unix-socket", "--allow-loopback", "--max-streams", "--metrics-bind", "--wsproxy"] {
+    for flag in [
+        "--config",
+        "--print-default-config",
+        "--bind",
+        "--unix-socket",
+        "--allow-loopback",
+        "--max-streams",
+        "--metrics-bind",
+        "--wsproxy",
+    ] {
         assert!(help.contains(flag), "{flag} missing from --help");
     }
-    let out = std::process::Command::new(exe).arg("--print-default-config").output().unwrap();
+    let out = std::process::Command::new(exe)
+        .arg("--print-default-config")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     wisp_server::Config::from_toml(&text).unwrap();
@@ -256,7 +324,11 @@ fn cli_help_print_default_and_bad_config() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[limits]\nmax_connections_per_ip = 0\n").unwrap();
-    let out = std::process::Command::new(exe).arg("--config").arg(&bad).output().unwrap();
+    let out = std::process::Command::new(exe)
+        .arg("--config")
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("limits.max_connections_per_ip"), "{err}");

@@ -19,7 +19,9 @@ fn upgrade_request(extra: &str) -> String {
 /// Sends an upgrade request and returns the status line; keeps the socket open.
 async fn upgrade_status(addr: std::net::SocketAddr, extra: &str) -> (String, TcpStream) {
     let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(upgrade_request(extra).as_bytes()).await.unwrap();
+    s.write_all(upgrade_request(extra).as_bytes())
+        .await
+        .unwrap();
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n") {
@@ -42,7 +44,10 @@ async fn total_connection_limit_answers_503() {
         let (status, _) = upgrade_status(addr(&server), "").await;
         assert!(status.contains("503"), "{status}");
         // The first connection is unaffected.
-        let mut s = mux.new_stream(StreamType::Tcp, "127.0.0.1", echo).await.unwrap();
+        let mut s = mux
+            .new_stream(StreamType::Tcp, "127.0.0.1", echo)
+            .await
+            .unwrap();
         assert_eq!(echo_roundtrip(&mut s, b"first").await, b"first");
         server.shutdown().await;
     })
@@ -88,9 +93,16 @@ async fn forwarded_ip_counts_behind_a_trusted_proxy() {
         let (a, _a) = upgrade_status(addr(&server), "X-Forwarded-For: 203.0.113.1\r\n").await;
         let (b, _b) = upgrade_status(addr(&server), "X-Forwarded-For: 203.0.113.2\r\n").await;
         let (c2, _c) = upgrade_status(addr(&server), "X-Real-IP: 203.0.113.3\r\n").await;
-        let (d, _d) = upgrade_status(addr(&server), "X-Forwarded-For: 6.6.6.6, 203.0.113.1\r\n").await;
-        assert!(a.contains("101") && b.contains("101") && c2.contains("101"), "{a} {b} {c2}");
-        assert!(d.contains("429"), "the rightmost untrusted address is the client: {d}");
+        let (d, _d) =
+            upgrade_status(addr(&server), "X-Forwarded-For: 6.6.6.6, 203.0.113.1\r\n").await;
+        assert!(
+            a.contains("101") && b.contains("101") && c2.contains("101"),
+            "{a} {b} {c2}"
+        );
+        assert!(
+            d.contains("429"),
+            "the rightmost untrusted address is the client: {d}"
+        );
         server.shutdown().await;
     })
     .await;
@@ -107,12 +119,18 @@ async fn silent_client_is_dropped_at_the_handshake_timeout() {
         let mut silent = TcpStream::connect(addr(&server)).await.unwrap();
         // Half a request head.
         let mut partial = TcpStream::connect(addr(&server)).await.unwrap();
-        partial.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        partial
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
         // Upgrades with the subprotocol and never sends its INFO.
         let mut ws_silent = ws(addr(&server), "/", Some("wisp-v2")).await.unwrap();
         // Meanwhile another client works.
         let mux = client(addr(&server)).await;
-        let mut s = mux.new_stream(StreamType::Tcp, "127.0.0.1", echo).await.unwrap();
+        let mut s = mux
+            .new_stream(StreamType::Tcp, "127.0.0.1", echo)
+            .await
+            .unwrap();
         assert_eq!(echo_roundtrip(&mut s, b"alive").await, b"alive");
         let mut buf = Vec::new();
         assert_eq!(silent.read_to_end(&mut buf).await.unwrap(), 0);
@@ -133,7 +151,10 @@ async fn idle_stream_is_closed() {
         let server = start(c).await;
         let echo = tcp_echo().await;
         let mux = client(addr(&server)).await;
-        let mut s = mux.new_stream(StreamType::Tcp, "127.0.0.1", echo).await.unwrap();
+        let mut s = mux
+            .new_stream(StreamType::Tcp, "127.0.0.1", echo)
+            .await
+            .unwrap();
         assert_eq!(echo_roundtrip(&mut s, b"once").await, b"once");
         let started = std::time::Instant::now();
         assert_eq!(close_reason(&mut s).await, Some(CloseReason::Voluntary));
@@ -167,11 +188,16 @@ async fn message_over_the_limit_ends_only_that_connection() {
         let server = start(c).await;
         let echo = tcp_echo().await;
         let mux = client(addr(&server)).await;
-        let mut good = mux.new_stream(StreamType::Tcp, "127.0.0.1", echo).await.unwrap();
+        let mut good = mux
+            .new_stream(StreamType::Tcp, "127.0.0.1", echo)
+            .await
+            .unwrap();
         let mut raw = ws(addr(&server), "/", None).await.unwrap();
         let mut big = vec![0x02, 1, 0, 0, 0];
         big.resize(10_000, 0x41);
-        raw.send(tokio_websockets::Message::binary(Bytes::from(big))).await.unwrap();
+        raw.send(tokio_websockets::Message::binary(Bytes::from(big)))
+            .await
+            .unwrap();
         while let Some(Ok(_)) = raw.next().await {}
         // The other connection, sending packets under the limit, goes on.
         let data = vec![7u8; 3000];

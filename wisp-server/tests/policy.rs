@@ -56,7 +56,10 @@ async fn loopback_spellings_work_when_allowed() {
         let mux = client(addr(&server)).await;
         for host in ["127.0.0.1", "127.1", "[::ffff:127.0.0.1]", "localhost"] {
             let mut s = mux.new_stream(StreamType::Tcp, host, echo4).await.unwrap();
-            assert_eq!(echo_roundtrip(&mut s, host.as_bytes()).await, host.as_bytes());
+            assert_eq!(
+                echo_roundtrip(&mut s, host.as_bytes()).await,
+                host.as_bytes()
+            );
         }
         // An echo on ::1 for the IPv6 spellings.
         let l6 = TcpListener::bind("[::1]:0").await.unwrap();
@@ -97,7 +100,10 @@ async fn host_and_port_lists() {
         let server = start(c).await;
         let mux = client(addr(&server)).await;
         // allow_hosts exempts a name from the address checks...
-        let mut s = mux.new_stream(StreamType::Tcp, "localhost", echo).await.unwrap();
+        let mut s = mux
+            .new_stream(StreamType::Tcp, "localhost", echo)
+            .await
+            .unwrap();
         assert_eq!(echo_roundtrip(&mut s, b"exempt").await, b"exempt");
         // ...but not the literal it resolves to.
         assert_eq!(
