@@ -68,6 +68,20 @@ fn key_seed() -> Vec<u8> {
 
 // ------------------------------------------------------------------ helpers
 
+trait ExpectFailure {
+    /// The error, or a panic saying what should have failed.
+    fn expect_failure(self, what: &str) -> JsValue;
+}
+
+impl<T> ExpectFailure for Result<T, JsValue> {
+    fn expect_failure(self, what: &str) -> JsValue {
+        match self {
+            Ok(_) => panic!("expected a failure: {what}"),
+            Err(e) => e,
+        }
+    }
+}
+
 fn obj(fields: &[(&str, JsValue)]) -> JsValue {
     let o = Object::new();
     for (k, v) in fields {
@@ -369,13 +383,12 @@ async fn password_refused() {
         ),
     )
     .await;
-    let err = result.err().expect("a wrong password is refused");
+    let err = result.expect_failure("a wrong password is refused");
     assert_eq!(wisp_code(&err), 0xc0, "{}", describe(&err));
     // No credentials at all on a server that requires them.
     let err = within(10_000, "connect", connect(auth_url(), obj(&[])))
         .await
-        .err()
-        .expect("no credentials is refused");
+        .expect_failure("no credentials is refused");
     assert_eq!(wisp_code(&err), 0xc2, "{}", describe(&err));
 }
 
@@ -398,8 +411,7 @@ async fn key_login() {
         connect(auth_url(), obj(&[("key", obj(&[("seed", other.into())]))])),
     )
     .await
-    .err()
-    .expect("an unknown key is refused");
+    .expect_failure("an unknown key is refused");
     assert_eq!(wisp_code(&err), 0xc1, "{}", describe(&err));
 }
 
@@ -446,8 +458,7 @@ async fn required_extension_missing_is_refused() {
         ),
     )
     .await
-    .err()
-    .expect("the open server has no password extension");
+    .expect_failure("the open server has no password extension");
     assert_eq!(wisp_code(&err), 0x04, "{}", describe(&err));
 }
 
@@ -456,8 +467,7 @@ async fn refused_port_gives_0x44() {
     let client = connect_ok(open_url(), obj(&[])).await;
     let err = within(10_000, "openTcp", open_tcp(&client, refused_port()))
         .await
-        .err()
-        .expect("nothing listens on the refused port");
+        .expect_failure("nothing listens on the refused port");
     assert_eq!(wisp_code(&err), 0x44, "{}", describe(&err));
     assert_eq!(
         get(&err, "reasonName").as_string().as_deref(),
@@ -479,13 +489,11 @@ async fn refused_port_without_confirmation_errors_the_readable() {
     let r = reader(&stream);
     let err = within(10_000, "read", read_chunk(&r))
         .await
-        .err()
-        .expect("the readable errors");
+        .expect_failure("the readable errors");
     assert_eq!(wisp_code(&err), 0x44, "{}", describe(&err));
     let err = within(5_000, "closed", await_promise(get(&stream, "closed")))
         .await
-        .err()
-        .expect("closed rejects");
+        .expect_failure("closed rejects");
     assert_eq!(wisp_code(&err), 0x44);
     client.close();
 }
@@ -499,8 +507,7 @@ async fn blocked_host_gives_0x48() {
         await_promise(client.open_tcp("blocked.test".into(), 80).into()),
     )
     .await
-    .err()
-    .expect("blocked.test is blocked by policy");
+    .expect_failure("blocked.test is blocked by policy");
     assert_eq!(wisp_code(&err), 0x48, "{}", describe(&err));
     client.close();
 }
@@ -557,8 +564,7 @@ async fn stopped_reader_is_closed_with_0x81_others_carry_on() {
         }
     })
     .await
-    .err()
-    .expect("closed rejects");
+    .expect_failure("closed rejects");
     assert_eq!(wisp_code(&err), 0x81, "{}", describe(&err));
     // Reading the stuck stream now shows the error, not a silently shortened stream.
     let sr = reader(&stuck);
@@ -629,8 +635,7 @@ async fn server_going_away_errors_every_stream() {
         await_promise(client.closed().into()),
     )
     .await
-    .err()
-    .expect("the client's closed rejects");
+    .expect_failure("the client's closed rejects");
     assert_eq!(wisp_code(&err), 0x03, "{}", describe(&err));
     // A new stream on the dead connection fails cleanly.
     assert!(open_tcp(&client, echo_port()).await.is_err());
