@@ -118,6 +118,34 @@ status=0
 timeout 900 wasm-pack test --headless --chrome --mode no-install wisp-wasm --test web "$@" \
   2>&1 | tee "$WORK/test.log" || status=$?
 
+# The npm package from plain JavaScript: build the `web` target, serve it with a page that
+# imports it, and read the page's verdict from headless Chromium.
+page_result="skipped"
+if [ "$status" -eq 0 ]; then
+  echo "== package check: wasm-pack build --target web, plain page in headless Chromium"
+  wasm-pack build --target web --mode no-install wisp-wasm >"$WORK/build.log" 2>&1 \
+    || { cat "$WORK/build.log"; exit 1; }
+  SITE=$WORK/site
+  mkdir -p "$SITE"
+  cp -r wisp-wasm/pkg "$SITE/pkg"
+  cp wisp-wasm/tests-support/page/index.html "$SITE/"
+  python3 -u -m http.server 0 --bind 127.0.0.1 --directory "$SITE" >"$WORK/http.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 200); do grep -q 'port [0-9]' "$WORK/http.log" && break; sleep 0.05; done
+  HTTP_PORT=$(grep -o 'port [0-9]*' "$WORK/http.log" | head -1 | awk '{print $2}')
+  PAGE_URL="http://127.0.0.1:$HTTP_PORT/?ws=$WISP_URL&echo=$WISP_ECHO_PORT&refused=$WISP_REFUSED_PORT"
+  page_result=$(timeout 60 "${CHROMIUM:-chromium}" --headless --no-sandbox --disable-gpu \
+    --disable-quic --no-first-run --disable-background-networking --disable-component-update \
+    --disable-sync --user-data-dir="$WORK/profile" --virtual-time-budget=20000 \
+    --dump-dom "$PAGE_URL" 2>/dev/null | sed -n 's/.*<pre id="out">\([^<]*\)<.*/\1/p')
+  echo "page: $page_result"
+  expected="OK version=2.0 motd=hello from wisp-server echo=same refused=0x44"
+  if [ "$page_result" != "$expected" ]; then
+    echo "package check FAILED: expected \"$expected\"" >&2
+    status=1
+  fi
+fi
+
 if [ "$status" -ne 0 ]; then
   for name in open auth doomed; do
     echo "---- wisp-server $name log (last 40 lines)"
@@ -125,4 +153,5 @@ if [ "$status" -ne 0 ]; then
   done
 fi
 echo "== wasm tests: $(grep -E '^test result:' "$WORK/test.log" | tail -1)"
+echo "== package check: ${page_result:-no result}"
 exit "$status"

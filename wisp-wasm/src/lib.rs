@@ -28,6 +28,7 @@ mod stream;
 pub mod transport;
 
 pub use client::WispClient;
+pub use error::is_wisp_error_js as is_wisp_error;
 pub use stream::WispStream;
 
 use wasm_bindgen::prelude::*;

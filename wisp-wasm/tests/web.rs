@@ -150,7 +150,7 @@ fn wisp_code(e: &JsValue) -> u8 {
 }
 
 fn wisp_wasm_is_wisp_error(e: &JsValue) -> bool {
-    get(e, "name").as_string().as_deref() == Some("WispError")
+    get(e, "name").as_string().as_deref() == Some("WispError") && wisp_wasm::is_wisp_error(e)
 }
 
 async fn await_promise(p: JsValue) -> Result<JsValue, JsValue> {
@@ -460,6 +460,16 @@ async fn required_extension_missing_is_refused() {
     .await
     .expect_failure("the open server has no password extension");
     assert_eq!(wisp_code(&err), 0x04, "{}", describe(&err));
+}
+
+#[wasm_bindgen_test]
+async fn unreachable_server_rejects_connect() {
+    // Nothing listens on the refused port: the WebSocket cannot open.
+    let url = format!("ws://{HOST}:{}/", refused_port());
+    let err = within(10_000, "connect", connect(&url, obj(&[])))
+        .await
+        .expect_failure("connect to a closed port");
+    assert_eq!(wisp_code(&err), 0x03, "{}", describe(&err));
 }
 
 #[wasm_bindgen_test]
