@@ -133,11 +133,22 @@ if [ "$status" -eq 0 ]; then
   PIDS+=($!)
   for _ in $(seq 200); do grep -q 'port [0-9]' "$WORK/http.log" && break; sleep 0.05; done
   HTTP_PORT=$(grep -o 'port [0-9]*' "$WORK/http.log" | head -1 | awk '{print $2}')
-  PAGE_URL="http://127.0.0.1:$HTTP_PORT/?ws=$WISP_URL&echo=$WISP_ECHO_PORT&refused=$WISP_REFUSED_PORT"
-  page_result=$(timeout 60 "${CHROMIUM:-chromium}" --headless --no-sandbox --disable-gpu \
-    --disable-quic --no-first-run --disable-background-networking --disable-component-update \
-    --disable-sync --user-data-dir="$WORK/profile" --virtual-time-budget=20000 \
-    --dump-dom "$PAGE_URL" 2>/dev/null | sed -n 's/.*<pre id="out">\([^<]*\)<.*/\1/p')
+  PAGE_URL="http://127.0.0.1:$HTTP_PORT/?ws=$WISP_URL&echo=$WISP_ECHO_PORT&refused=$WISP_REFUSED_PORT&report=$WISP_CONTROL_URL/report"
+  # The page POSTs its verdict to the targets helper, which prints it as `REPORT ...`.
+  "${CHROMIUM:-chromium}" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+    --disable-background-networking --disable-component-update --disable-sync \
+    --user-data-dir="$WORK/profile" "$PAGE_URL" >"$WORK/chromium.log" 2>&1 &
+  CHROMIUM_PID=$!
+  PIDS+=($CHROMIUM_PID)
+  page_result="no report within 60 s"
+  for _ in $(seq 600); do
+    if grep -q '^REPORT ' "$WORK/targets.err"; then
+      page_result=$(sed -n 's/^REPORT //p' "$WORK/targets.err" | head -1)
+      break
+    fi
+    sleep 0.1
+  done
+  kill "$CHROMIUM_PID" 2>/dev/null || true
   echo "page: $page_result"
   expected="OK version=2.0 motd=hello from wisp-server echo=same refused=0x44"
   if [ "$page_result" != "$expected" ]; then

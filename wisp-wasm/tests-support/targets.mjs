@@ -5,7 +5,8 @@
 //   then ends the connection.
 // - UDP echo: sends every datagram back to its sender.
 // - A refused port: a port that was bound and released, so nothing listens on it.
-// - An HTTP control endpoint: `POST /kill` kills the process given as the first argument (the
+// - An HTTP control endpoint: `POST /report` prints its body to stderr as `REPORT <body>` (the
+//   package check page reports its verdict there); `POST /kill` kills the process given as the first argument (the
 //   wisp-server the "server goes away" test connects to). Answers with CORS headers so the
 //   test page may call it.
 // - The Ed25519 key pair for key login: a random 32-byte seed and its public key.
@@ -75,6 +76,15 @@ const control = http.createServer((req, res) => {
   };
   if (req.method === "OPTIONS") {
     res.writeHead(204, headers).end();
+    return;
+  }
+  if (req.url === "/report" && req.method === "POST") {
+    let body = "";
+    req.on("data", (d) => (body += d));
+    req.on("end", () => {
+      process.stderr.write(`REPORT ${body.replace(/\n/g, " ")}\n`);
+      res.writeHead(204, headers).end();
+    });
     return;
   }
   if (req.url === "/kill" && killPid) {

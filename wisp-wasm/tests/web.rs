@@ -551,10 +551,31 @@ async fn paused_reader_gets_every_byte_in_order() {
 #[wasm_bindgen_test]
 async fn stopped_reader_is_closed_with_0x81_others_carry_on() {
     const CAP: usize = 1024 * 1024;
-    let client = connect_ok(open_url(), obj(&[("streamBufferBytes", CAP.into())])).await;
+    stopped_reader(obj(&[("streamBufferBytes", CAP.into())]), CAP).await;
+}
+
+#[wasm_bindgen_test]
+async fn connection_cap_closes_the_largest_backlog_with_0x81() {
+    // The per-stream cap is out of reach; the connection-wide one (1 MiB) is hit first.
+    const CAP: usize = 1024 * 1024;
+    stopped_reader(
+        obj(&[
+            ("streamBufferBytes", (64 * CAP).into()),
+            ("connectionBufferBytes", CAP.into()),
+        ]),
+        CAP,
+    )
+    .await;
+}
+
+/// A stream whose reader stops for good while a second stream keeps echoing: the first is
+/// closed with 0x81 (seen in `closed` without reading, then in the readable), the second
+/// carries on. `CAP` is the smallest receive cap in `options`.
+async fn stopped_reader(options: JsValue, cap: usize) {
+    let client = connect_ok(open_url(), options).await;
     let stuck = open_tcp_ok(&client, source_port()).await;
     let other = open_tcp_ok(&client, echo_port()).await;
-    ask_source(&stuck, (8 * CAP) as u32).await;
+    ask_source(&stuck, (8 * cap) as u32).await;
     // Nobody reads `stuck`. Its `closed` must reject with 0x81 on its own.
     let (r, w) = (reader(&other), writer(&other));
     let err = within(20_000, "stuck stream closed", async {
@@ -587,7 +608,7 @@ async fn stopped_reader_is_closed_with_0x81_others_carry_on() {
         }
     };
     assert_eq!(wisp_code(&err), 0x81, "{}", describe(&err));
-    assert!(read < 8 * CAP);
+    assert!(read < 8 * cap);
     // The other stream still carries on after the overflow.
     write(&w, b"still here").await;
     assert_eq!(
