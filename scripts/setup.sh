@@ -40,3 +40,16 @@ if grep -qE '"(dev)?[dD]ependencies"' package.json \
   npm install --no-fund --no-audit --silent
   touch node_modules
 fi
+
+# The published peers for the interop tests, at the exact versions their manifests pin.
+if [ ! -d interop/node_modules ] || [ interop/package.json -nt interop/node_modules ]; then
+  step "npm install in interop/ (published Wisp peers)"
+  (cd interop && npm install --no-fund --no-audit --silent)
+  touch interop/node_modules
+fi
+if [ ! -x interop/.venv/bin/python ] || [ interop/requirements.txt -nt interop/.venv ]; then
+  step "python venv for interop/ (wisp-python)"
+  python3 -m venv interop/.venv
+  interop/.venv/bin/pip install --quiet -r interop/requirements.txt
+  touch interop/.venv
+fi

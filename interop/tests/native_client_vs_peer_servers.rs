@@ -1,0 +1,208 @@
+//! Our native client (wisp-core over tokio-websockets) against every published server that
+//! installs here: TCP echo byte-exact, v2 negotiation or clean fallback to v1, UDP where the
+//! peer supports it, and the close reason each peer gives for a refused port.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use wisp_core::extensions::motd::MotdProtocolExtensionBuilder;
+use wisp_core::extensions::udp::UdpProtocolExtensionBuilder;
+use wisp_core::extensions::AnyProtocolExtensionBuilder as B;
+use wisp_core::{CloseReason, StreamType, WispV2Handshake};
+use wisp_interop::{closed_port, connect, pattern, tcp_echo, udp_echo, Peer};
+
+async fn bounded<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(90), f)
+        .await
+        .expect("timed out")
+}
+
+fn v2() -> Option<WispV2Handshake> {
+    Some(WispV2Handshake::new(vec![
+        B::new(UdpProtocolExtensionBuilder),
+        B::new(MotdProtocolExtensionBuilder::Client),
+    ]))
+}
+
+/// Three concurrent streams each echo 2 MiB through the peer, byte-exact.
+async fn tcp_echo_through(peer: &Peer, v2: Option<WispV2Handshake>) {
+    let target = tcp_echo().await;
+    let mux = connect(&peer.url, v2)
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", peer.name));
+    let mut tasks = Vec::new();
+    for s in 0..3u32 {
+        let stream = mux
+            .new_stream(StreamType::Tcp, "127.0.0.1", target)
+            .await
+            .unwrap();
+        tasks.push(tokio::spawn(async move {
+            let data = Bytes::from(pattern(s, 2 * 1024 * 1024));
+            let (mut rx, mut tx) = stream.into_split();
+            let writer = tokio::spawn({
+                let data = data.clone();
+                async move {
+                    for chunk in data.chunks(50 * 1024) {
+                        tx.send(Bytes::copy_from_slice(chunk)).await.unwrap();
+                    }
+                    tx
+                }
+            });
+            let mut got = Vec::with_capacity(data.len());
+            while got.len() < data.len() {
+                match rx.next().await {
+                    Some(Ok(chunk)) => got.extend_from_slice(&chunk),
+                    other => panic!(
+                        "stream ended after {} bytes: {other:?} ({:?})",
+                        got.len(),
+                        rx.get_close_reason()
+                    ),
+                }
+            }
+            assert!(got == data[..], "echo differs");
+            drop(writer.await.unwrap());
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+async fn refused_reason(peer: &Peer) -> Option<CloseReason> {
+    let mux = connect(&peer.url, None).await.unwrap();
+    let mut stream = mux
+        .new_stream(StreamType::Tcp, "127.0.0.1", closed_port())
+        .await
+        .unwrap();
+    let _ = stream.send(Bytes::from_static(b"hello")).await;
+    while let Some(Ok(_)) = stream.next().await {}
+    stream.get_close_reason()
+}
+
+async fn udp_echo_through(peer: &Peer, v2: Option<WispV2Handshake>) -> Result<(), String> {
+    let target = udp_echo().await;
+    let mux = connect(&peer.url, v2).await.map_err(|e| e.to_string())?;
+    let mut udp = mux
+        .new_stream(StreamType::Udp, "127.0.0.1", target)
+        .await
+        .map_err(|e| e.to_string())?;
+    for n in [1usize, 512, 1400, 8000] {
+        let datagram = Bytes::from(pattern(n as u32, n));
+        udp.send(datagram.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        match tokio::time::timeout(Duration::from_secs(5), udp.next()).await {
+            Ok(Some(Ok(got))) if got == datagram => {}
+            Ok(other) => {
+                return Err(format!(
+                    "{n}-byte datagram: {other:?}, close {:?}",
+                    udp.get_close_reason()
+                ))
+            }
+            Err(_) => return Err(format!("{n}-byte datagram: no answer")),
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- wisp-js
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wisp_js_v1_tcp_echo() {
+    bounded(async {
+        let peer = Peer::wisp_js(1, None).await;
+        tcp_echo_through(&peer, None).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wisp_js_v2_negotiates_udp_and_motd() {
+    bounded(async {
+        let peer = Peer::wisp_js(2, Some("hello from wisp-js")).await;
+        let mux = connect(&peer.url, v2()).await.unwrap();
+        assert_eq!(mux.get_protocol_version().major, 2);
+        assert!(!mux.was_downgraded());
+        assert_eq!(mux.motd(), Some("hello from wisp-js"));
+        assert!(mux.supports_udp());
+        drop(mux);
+        tcp_echo_through(&peer, v2()).await;
+        udp_echo_through(&peer, v2()).await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wisp_js_refused_port_reason() {
+    bounded(async {
+        let peer = Peer::wisp_js(2, None).await;
+        // wisp-js reports every failed connect as a network error (0x03), not 0x44.
+        assert_eq!(refused_reason(&peer).await, Some(CloseReason::Unexpected));
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------- wisp-server-node
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wisp_server_node_tcp_echo_and_fallback_to_v1() {
+    bounded(async {
+        let peer = Peer::wisp_server_node().await;
+        tcp_echo_through(&peer, None).await;
+        let mux = connect(&peer.url, v2()).await.unwrap();
+        assert!(mux.was_downgraded(), "wisp-server-node speaks only v1");
+        assert_eq!(mux.get_protocol_version().major, 1);
+        drop(mux);
+        tcp_echo_through(&peer, v2()).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wisp_server_node_refused_port_reason() {
+    bounded(async {
+        let peer = Peer::wisp_server_node().await;
+        assert_eq!(
+            refused_reason(&peer).await,
+            Some(CloseReason::ServerStreamConnectionRefused)
+        );
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------- wisp-python
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wisp_python_tcp_echo_and_fallback_to_v1() {
+    bounded(async {
+        let peer = Peer::wisp_python().await;
+        tcp_echo_through(&peer, None).await;
+        let mux = connect(&peer.url, v2()).await.unwrap();
+        assert!(mux.was_downgraded(), "wisp-python speaks only v1");
+        drop(mux);
+        tcp_echo_through(&peer, v2()).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wisp_python_udp_echo() {
+    bounded(async {
+        let peer = Peer::wisp_python().await;
+        udp_echo_through(&peer, None).await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wisp_python_refused_port_reason() {
+    bounded(async {
+        let peer = Peer::wisp_python().await;
+        assert_eq!(
+            refused_reason(&peer).await,
+            Some(CloseReason::ServerStreamUnreachable)
+        );
+    })
+    .await;
+}
