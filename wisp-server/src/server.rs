@@ -508,6 +508,16 @@ async fn wisp<S>(
     };
     let v2 = handshake(&ctx, legacy_order);
     let auth_required = ctx.config.auth.required;
+    // In the legacy order the server has sent CONTINUE and INFO and waits for the client's
+    // first packet to learn whether it speaks v2 (INFO) or v1 (anything else). A v1 client may
+    // open its WebSocket early and stay quiet until the page needs a stream (wisp-js and
+    // libcurl.js do), so that wait is bounded by the idle timeout, not the handshake timeout.
+    // Clients that must authenticate get no such grace: they have to answer at once.
+    let deadline = if legacy_order && v2.is_some() && !auth_required {
+        deadline.max(Instant::now() + ctx.config.limits.idle_timeout())
+    } else {
+        deadline
+    };
     let started = tokio::select! {
         () = ctx.stop.cancelled() => return,
         r = tokio::time::timeout_at(deadline, async {

@@ -143,6 +143,28 @@ async fn silent_client_is_dropped_at_the_handshake_timeout() {
     .await;
 }
 
+/// A v1 client that opens its WebSocket early and says nothing until it needs a stream (as
+/// wisp-js and libcurl.js do) is not a slow handshake: it keeps its connection.
+#[tokio::test]
+async fn quiet_v1_client_outlives_the_handshake_timeout() {
+    bounded(async {
+        let mut c = local_config();
+        c.limits.handshake_timeout_ms = 200;
+        let server = start(c).await;
+        let echo = tcp_echo().await;
+        let mux = client_with(addr(&server), None, false).await.unwrap();
+        assert_eq!(mux.get_protocol_version().major, 1);
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        let mut s = mux
+            .new_stream(StreamType::Tcp, "127.0.0.1", echo)
+            .await
+            .unwrap();
+        assert_eq!(echo_roundtrip(&mut s, b"late").await, b"late");
+        server.shutdown().await;
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn idle_stream_is_closed() {
     bounded(async {
