@@ -51,6 +51,7 @@ fi
 if [ -x scripts/test-e2e.sh ]; then
   suite e2e bash scripts/test-e2e.sh
 fi
+if [ -x scripts/test-interop.sh ]; then suite interop bash scripts/test-interop.sh; fi
 
 printf '\n== summary\n'
 printf '%s\n' "${SUMMARY[@]}"
