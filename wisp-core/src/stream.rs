@@ -252,6 +252,15 @@ impl<W> Clone for MuxStreamCloser<W> {
 }
 
 impl<W> MuxStreamCloser<W> {
+    /// Waits until the stream has ended, closed by either side or by the loss of the
+    /// connection, and returns its close reason (`None` when the connection was lost). One task
+    /// at a time may wait on a stream.
+    pub async fn closed(&self) -> Option<CloseReason> {
+        let h = &self.handle;
+        futures::future::poll_fn(|cx| h.shared.lock().poll_closed(h.slot, cx)).await;
+        h.close_reason()
+    }
+
     /// Closes the stream with `reason`, after the data already written.
     pub async fn close(&self, reason: CloseReason) -> Result<(), WispError> {
         self.handle.close(reason)

@@ -646,6 +646,38 @@ async fn closing_the_connection_ends_every_stream() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_handle_can_wait_for_the_end_of_its_stream() {
+    bounded(async {
+        let (server, client) = v1_pair(4, 16).await;
+        let a = client.new_stream(StreamType::Tcp, "a", 1).await.unwrap();
+        let b = client.new_stream(StreamType::Tcp, "b", 2).await.unwrap();
+        let (_, sa) = server.wait_for_stream().await.unwrap();
+        let (_, _sb) = server.wait_for_stream().await.unwrap();
+        // Closed by the peer.
+        let waiter = tokio::spawn({
+            let closer = a.get_close_handle();
+            async move { closer.closed().await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished(), "resolved while the stream was open");
+        sa.close(CloseReason::ServerStreamConnectionRefused).await.unwrap();
+        assert_eq!(waiter.await.unwrap(), Some(CloseReason::ServerStreamConnectionRefused));
+        // Closed locally.
+        let closer = b.get_close_handle();
+        b.close(CloseReason(0x42)).await.unwrap();
+        assert_eq!(closer.closed().await, Some(CloseReason(0x42)));
+        // Lost with the connection.
+        let c = client.new_stream(StreamType::Tcp, "c", 3).await.unwrap();
+        let closer = c.get_close_handle();
+        drop(server);
+        let waiter = tokio::spawn(async move { closer.closed().await });
+        client.close().await.unwrap();
+        assert_eq!(waiter.await.unwrap(), Some(CloseReason::Voluntary));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_transport_gives_every_stream_an_error() {
     bounded(async {
         let ((s_rx, mut s_tx), (c_rx, c_tx)) = duplex(4);

@@ -99,17 +99,6 @@ extern "C" {
     /// A `WritableStream<Uint8Array>`.
     #[wasm_bindgen(extends = web_sys::WritableStream, typescript_type = "WritableStream<Uint8Array>")]
     pub type ByteWritable;
-
-    #[wasm_bindgen(js_name = setTimeout)]
-    fn set_timeout_promise_cb(handler: &js_sys::Function, ms: i32) -> JsValue;
-}
-
-/// Resolves after `ms` milliseconds.
-pub(crate) async fn sleep(ms: i32) {
-    let p = js_sys::Promise::new(&mut |resolve, _| {
-        set_timeout_promise_cb(&resolve, ms);
-    });
-    let _ = wasm_bindgen_futures::JsFuture::from(p).await;
 }
 
 thread_local! {

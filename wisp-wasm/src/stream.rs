@@ -19,10 +19,6 @@ use crate::error::{reason_error, to_js, type_error};
 use crate::transport::WsWrite;
 use crate::{ByteReadable, ByteWritable, Settle, VoidPromise};
 
-/// How often a stream nobody reads checks whether it was closed, so that `closed` settles
-/// even while the page is not reading (for example after a 0x81 overflow).
-const WATCH_INTERVAL_MS: i32 = 50;
-
 struct StreamState {
     closer: MuxStreamCloser<WsWrite>,
     client: Rc<ClientInner>,
@@ -180,10 +176,10 @@ impl WispStream {
             .with(|v: JsValue| futures::future::ready(chunk_bytes(&v)));
         let writable = WritableStream::from_sink(sink).into_raw().unchecked_into();
         let watcher = state.clone();
+        // Settles `closed` when the stream ends, even if the page never reads it again.
         wasm_bindgen_futures::spawn_local(async move {
-            while !watcher.check() {
-                crate::sleep(WATCH_INTERVAL_MS).await;
-            }
+            watcher.closer.closed().await;
+            watcher.check();
         });
         Self {
             readable,

@@ -103,6 +103,8 @@ struct Slot {
     /// Server: the confirmation was sent (or is not in use).
     confirmed: bool,
     open_waker: Option<Waker>,
+    /// A task waiting for the stream to end (`MuxStreamCloser::closed`).
+    closed_waker: Option<Waker>,
 }
 
 impl Slot {
@@ -129,6 +131,7 @@ impl Slot {
             error_reported: false,
             confirmed,
             open_waker: None,
+            closed_waker: None,
         }
     }
 
@@ -140,6 +143,7 @@ impl Slot {
         w.push(self.rx_waker.take());
         w.push(self.tx_waker.take());
         w.push(self.open_waker.take());
+        w.push(self.closed_waker.take());
     }
 }
 
@@ -636,6 +640,17 @@ impl ConnState {
         self.slots.get(&slot_id).and_then(|s| s.close)
     }
 
+    /// Resolves once the stream has ended: closed by either side, or the connection lost.
+    pub(crate) fn poll_closed(&mut self, slot_id: SlotId, cx: &mut Context<'_>) -> Poll<()> {
+        match self.slots.get_mut(&slot_id) {
+            Some(s) if !s.finished() => {
+                register(&mut s.closed_waker, cx.waker());
+                Poll::Pending
+            }
+            _ => Poll::Ready(()),
+        }
+    }
+
     pub(crate) fn poll_read(
         &mut self,
         slot_id: SlotId,
@@ -788,6 +803,7 @@ impl ConnState {
         s.close = Some(reason);
         w.push(s.rx_waker.take());
         w.push(s.open_waker.take());
+        w.push(s.closed_waker.take());
         if s.mapped {
             let bytes = packet::encode_close(s.wire_id, reason);
             self.enqueue(
