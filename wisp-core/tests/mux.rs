@@ -660,8 +660,13 @@ async fn a_close_handle_can_wait_for_the_end_of_its_stream() {
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!waiter.is_finished(), "resolved while the stream was open");
-        sa.close(CloseReason::ServerStreamConnectionRefused).await.unwrap();
-        assert_eq!(waiter.await.unwrap(), Some(CloseReason::ServerStreamConnectionRefused));
+        sa.close(CloseReason::ServerStreamConnectionRefused)
+            .await
+            .unwrap();
+        assert_eq!(
+            waiter.await.unwrap(),
+            Some(CloseReason::ServerStreamConnectionRefused)
+        );
         // Closed locally.
         let closer = b.get_close_handle();
         b.close(CloseReason(0x42)).await.unwrap();
