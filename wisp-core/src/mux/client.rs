@@ -141,11 +141,7 @@ impl<W: TransportWrite> ClientMux<W> {
 
     /// Closes the connection with CLOSE on stream 0 carrying `reason`.
     pub async fn close_with_reason(&self, reason: CloseReason) -> Result<(), WispError> {
-        if self.shared.with(|state, w| state.request_close(reason, w)) {
-            Ok(())
-        } else {
-            Err(WispError::MuxTaskEnded)
-        }
+        self.shared.request_close(reason)
     }
 }
 
@@ -157,10 +153,6 @@ impl<W> Drop for ClientMux<W> {
 
 impl<W> std::fmt::Debug for ClientMux<W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientMux")
-            .field("version", &self.agreed.version)
-            .field("downgraded", &self.agreed.downgraded)
-            .field("extensions", &self.agreed.ids())
-            .finish()
+        self.agreed.describe(f, "ClientMux")
     }
 }

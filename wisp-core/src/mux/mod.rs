@@ -39,6 +39,15 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Asks the actor to close the connection with CLOSE on stream 0.
+    pub(crate) fn request_close(&self, reason: CloseReason) -> Result<(), WispError> {
+        if self.with(|state, w| state.request_close(reason, w)) {
+            Ok(())
+        } else {
+            Err(WispError::MuxTaskEnded)
+        }
+    }
+
     /// Runs `f` under the lock and wakes what it collected after releasing it.
     pub(crate) fn with<T>(&self, f: impl FnOnce(&mut ConnState, &mut Wakes) -> T) -> T {
         let mut w = Wakes::default();
@@ -65,6 +74,15 @@ impl Agreed {
 
     pub(crate) fn ids(&self) -> Vec<u8> {
         self.extensions.iter().map(|e| e.id()).collect()
+    }
+
+    /// The `Debug` output of a mux handle named `name`.
+    fn describe(&self, f: &mut std::fmt::Formatter<'_>, name: &str) -> std::fmt::Result {
+        f.debug_struct(name)
+            .field("version", &self.version)
+            .field("downgraded", &self.downgraded)
+            .field("extensions", &self.ids())
+            .finish()
     }
 }
 

@@ -114,11 +114,7 @@ impl<W: TransportWrite> ServerMux<W> {
 
     /// Closes the connection with CLOSE on stream 0 carrying `reason`.
     pub async fn close_with_reason(&self, reason: CloseReason) -> Result<(), WispError> {
-        if self.shared.with(|state, w| state.request_close(reason, w)) {
-            Ok(())
-        } else {
-            Err(WispError::MuxTaskEnded)
-        }
+        self.shared.request_close(reason)
     }
 }
 
@@ -130,10 +126,6 @@ impl<W> Drop for ServerMux<W> {
 
 impl<W> std::fmt::Debug for ServerMux<W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerMux")
-            .field("version", &self.agreed.version)
-            .field("downgraded", &self.agreed.downgraded)
-            .field("extensions", &self.agreed.ids())
-            .finish()
+        self.agreed.describe(f, "ServerMux")
     }
 }
