@@ -52,6 +52,10 @@ if [ -x scripts/test-e2e.sh ]; then
   suite e2e bash scripts/test-e2e.sh
 fi
 if [ -x scripts/test-interop.sh ]; then suite interop bash scripts/test-interop.sh; fi
+# Hardening (issue 8): a short run of every fuzz target; the hostile-client, overload and
+# SIGTERM suites against the real server with their figures. Long versions: npm run stress.
+if [ -x scripts/fuzz-ci.sh ]; then suite fuzz bash scripts/fuzz-ci.sh; fi
+if [ -x scripts/test-hardening.sh ]; then suite hardening bash scripts/test-hardening.sh; fi
 
 printf '\n== summary\n'
 printf '%s\n' "${SUMMARY[@]}"

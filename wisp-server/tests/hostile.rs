@@ -1,98 +1,29 @@
-//! Hostile clients with raw WebSocket frames. In each test a well-behaved client keeps a
-//! stream open on the same server, and must still be served afterwards, as must a new one.
+//! Hostile clients with raw WebSocket frames. In each test a well-behaved client moves
+//! checksummed data through the same server the whole time and must lose no byte; a newcomer
+//! must be served afterwards (see `common::bystander`). More cases: `hostile_*.rs`.
 
 mod common;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
+use common::bystander::hostile_case;
+use common::raw::*;
 use common::*;
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use std::net::SocketAddr;
 use tokio_websockets::Message;
-use wisp_core::StreamType;
 
-fn connect_packet(id: u32, kind: u8, port: u16, host: &[u8]) -> Bytes {
-    let mut b = BytesMut::new();
-    b.put_u8(0x01);
-    b.put_u32_le(id);
-    b.put_u8(kind);
-    b.put_u16_le(port);
-    b.put_slice(host);
-    b.freeze()
-}
-
-fn data_packet(id: u32, payload: &[u8]) -> Bytes {
-    let mut b = BytesMut::new();
-    b.put_u8(0x02);
-    b.put_u32_le(id);
-    b.put_slice(payload);
-    b.freeze()
-}
-
-/// A raw v1-speaking client: no subprotocol, so the server sends CONTINUE then INFO and takes
-/// our first non-INFO packet as v1 traffic.
-async fn raw(addr: SocketAddr) -> Ws {
-    ws(addr, "/", None).await.unwrap()
-}
-
-async fn send(ws: &mut Ws, packet: Bytes) {
-    ws.send(Message::binary(packet)).await.unwrap();
-}
-
-/// Reads packets until one for `id` of type DATA or CLOSE; returns it.
-async fn next_for(ws: &mut Ws, id: u32) -> Option<Bytes> {
-    while let Some(Ok(m)) = ws.next().await {
-        if !m.is_binary() {
-            continue;
-        }
-        let p: Bytes = m.into_payload().into();
-        if p.len() >= 5
-            && u32::from_le_bytes([p[1], p[2], p[3], p[4]]) == id
-            && (p[0] == 0x02 || p[0] == 0x04)
-        {
-            return Some(p);
-        }
-    }
-    None
-}
-
-/// The connection still works: a fresh stream to the echo target echoes.
-async fn still_serves(ws: &mut Ws, id: u32, echo: u16) {
-    send(ws, connect_packet(id, 0x01, echo, b"127.0.0.1")).await;
-    send(ws, data_packet(id, b"still here")).await;
-    let p = next_for(ws, id).await.expect("connection alive");
-    assert_eq!(&p[..], &data_packet(id, b"still here")[..]);
-}
-
-/// Runs `hostile` next to a bystander connection and checks that the server serves the
-/// bystander and a newcomer afterwards.
+/// Runs `hostile` as a case of the shared harness (a bystander moving checksummed data the
+/// whole time, a newcomer afterwards, no leaked slot), named after the test.
 async fn with_bystander<F, Fut>(config: wisp_server::Config, hostile: F)
 where
     F: FnOnce(SocketAddr, u16) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    bounded(async {
-        let server = start(config).await;
-        let echo = tcp_echo().await;
-        let mux = client(addr(&server)).await;
-        let mut s = mux
-            .new_stream(StreamType::Tcp, "127.0.0.1", echo)
-            .await
-            .unwrap();
-        assert_eq!(echo_roundtrip(&mut s, b"before").await, b"before");
-        hostile(addr(&server), echo).await;
-        assert_eq!(echo_roundtrip(&mut s, b"after").await, b"after");
-        let newcomer = client(addr(&server)).await;
-        let mut n = newcomer
-            .new_stream(StreamType::Tcp, "127.0.0.1", echo)
-            .await
-            .unwrap();
-        assert_eq!(echo_roundtrip(&mut n, b"new").await, b"new");
-        assert!(
-            server.shutdown().await,
-            "every task ended within the grace period"
-        );
-    })
-    .await;
+    let name = std::thread::current()
+        .name()
+        .unwrap_or("hostile")
+        .to_owned();
+    hostile_case(&name, config, |env| hostile(env.addr, env.echo)).await;
 }
 
 #[tokio::test]

@@ -3,6 +3,9 @@
 
 #![allow(dead_code, missing_docs)]
 
+pub mod bystander;
+pub mod raw;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
