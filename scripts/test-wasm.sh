@@ -107,6 +107,7 @@ export WISP_SOURCE_PORT=$(field source)
 export WISP_UDP_PORT=$(field udp)
 export WISP_REFUSED_PORT=$(field refused)
 export WISP_CONTROL_URL="http://127.0.0.1:$(field control)"
+export WISP_NOECHO_PORT=$(field noecho)
 export WISP_KEY_SEED=$(field seed)
 echo "== servers: open $WISP_URL auth $WISP_AUTH_URL doomed $WISP_DOOMED_URL"
 echo "== targets: $TARGETS"

@@ -216,9 +216,14 @@ impl WispClient {
         let mut o = parse_options(&options)?;
         let v2 = handshake(&mut o);
         let protocol = o.v2.then_some(V2_SUBPROTOCOL);
-        let (rx, tx) = transport::connect(&url, protocol)
-            .await
-            .map_err(|e| to_js(&e, Some(CloseReason::Unexpected)))?;
+        // A browser fails the opening handshake when it offered a subprotocol and the server
+        // selected none, which v1-only servers (wisp-python) do: then try once more without it,
+        // as a v1 client; the handshake below reports the connection as downgraded.
+        let opened = match transport::connect(&url, protocol).await {
+            Err(_) if protocol.is_some() => transport::connect(&url, None).await,
+            other => other,
+        };
+        let (rx, tx) = opened.map_err(|e| to_js(&e, Some(CloseReason::Unexpected)))?;
         let watch = rx.watch();
         let result = ClientMux::new_with_options(rx, tx, o.mux, v2)
             .await

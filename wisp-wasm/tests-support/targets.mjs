@@ -65,6 +65,20 @@ const udpPort = await new Promise((resolve) =>
   udp.bind(0, "127.0.0.1", () => resolve(udp.address().port)),
 );
 
+// A minimal Wisp v1 server that, like wisp-python, never selects the WebSocket subprotocol the
+// client offers: it answers the upgrade without Sec-WebSocket-Protocol and sends CONTINUE(0).
+const noEcho = http.createServer((req, res) => res.end());
+noEcho.on("upgrade", (req, socket) => {
+  const accept = crypto
+    .createHash("sha1")
+    .update(req.headers["sec-websocket-key"] + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
+    .digest("base64");
+  socket.on("error", () => {});
+  socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+  // One binary frame: CONTINUE (0x03) on stream 0 with a credit of 64.
+  socket.write(Buffer.from([0x82, 9, 0x03, 0, 0, 0, 0, 64, 0, 0, 0]));
+});
+
 const refused = net.createServer();
 const refusedPort = await listen(refused);
 await new Promise((resolve) => refused.close(resolve));
@@ -111,6 +125,7 @@ const ports = {
   udp: udpPort,
   refused: refusedPort,
   control: await listen(control),
+  noecho: await listen(noEcho),
   seed: seed.toString("hex"),
   pubkey: pub.toString("hex"),
 };

@@ -472,6 +472,19 @@ async fn unreachable_server_rejects_connect() {
     assert_eq!(wisp_code(&err), 0x03, "{}", describe(&err));
 }
 
+/// Regression (interop with wisp-python): a v1 server that never selects the offered
+/// subprotocol makes the browser fail the opening handshake; the client retries without it.
+#[wasm_bindgen_test]
+async fn v1_server_without_subprotocol_echo_falls_back() {
+    let url = format!(
+        "ws://{HOST}:{}/",
+        port("WISP_NOECHO_PORT", option_env!("WISP_NOECHO_PORT"))
+    );
+    let client = within(10_000, "connect", connect_ok(&url, obj(&[]))).await;
+    assert_eq!(client.protocol_version(), "1.2");
+    assert!(client.downgraded());
+}
+
 #[wasm_bindgen_test]
 async fn refused_port_gives_0x44() {
     let client = connect_ok(open_url(), obj(&[])).await;
