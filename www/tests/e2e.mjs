@@ -34,15 +34,19 @@ function expect(cond, message) {
   if (!cond) throw new CheckError(message);
 }
 
-async function check(name, fn) {
+// Checks that need a live connection fail at once when the first check could not connect.
+let connected = false;
+async function check(name, fn, { needsConnection = true } = {}) {
   const start = Date.now();
   try {
+    if (needsConnection && !connected) throw new CheckError("skipped: the page is not connected");
     await fn();
     passed++;
     console.log(`ok   ${name} (${Date.now() - start} ms)`);
   } catch (e) {
     failed++;
-    console.log(`FAIL ${name} (${Date.now() - start} ms): ${e && e.message ? e.message : e}`);
+    const msg = e && e.message ? e.message.split("\n")[0] : String(e);
+    console.log(`FAIL ${name} (${Date.now() - start} ms): ${msg}`);
   }
 }
 
@@ -77,7 +81,14 @@ try {
 
   await check("page loads and connects (version, extensions, MOTD shown)", async () => {
     await page.goto(url);
-    await page.waitForSelector('#conn-state[data-state="connected"]', { timeout: T });
+    await page.waitForFunction(
+      () => ["connected", "failed"].includes(document.getElementById("conn-state").dataset.state),
+      null,
+      { timeout: T },
+    );
+    const state = await page.getAttribute("#conn-state", "data-state");
+    expect(state === "connected", `not connected: ${await text("#conn-error")}`);
+    connected = true;
     const version = await text("#conn-version");
     expect(/^Wisp 2\.0\b/.test(version), `version shown is "${version}", expected Wisp 2.0`);
     const ids = await page.$$eval("#conn-extensions .tag", (els) => els.map((e) => Number(e.dataset.id)));
@@ -91,15 +102,18 @@ try {
     const motd = await text("#conn-motd");
     expect(expectedMotd && motd === expectedMotd, `MOTD shown is "${motd}", expected "${expectedMotd}"`);
     expect((await text("#conn-pill")) === "connected", "the header pill does not say connected");
-  });
+  }, { needsConnection: false });
 
   await check("TCP echo target echoes text", async () => {
     await page.click("#tcp-preset-echo");
     await page.waitForFunction(
-      () => document.getElementById("tcp-output").textContent.includes("Hello, echo!"),
+      () =>
+        document.getElementById("tcp-output").textContent.includes("Hello, echo!") ||
+        document.getElementById("tcp-state").dataset.state === "error",
       null,
       { timeout: T },
     );
+    expect(!(await page.locator("#tcp-error").isVisible()), await text("#tcp-error"));
     const out = await page.locator("#tcp-output").textContent();
     expect(out === "Hello, echo!\r\n", `echo output is ${JSON.stringify(out)}`);
     expect((await page.getAttribute("#tcp-state", "data-state")) === "open", "the echo stream is not open");
@@ -153,7 +167,8 @@ try {
     await page.fill("#tp-duration", "2");
     await page.selectOption("#tp-direction", "download");
     await page.click("#tp-run");
-    await page.waitForSelector("#tp-result[data-mibps]", { timeout: 30000 });
+    await page.waitForFunction(() => !document.getElementById("tp-run").disabled, null, { timeout: 30000 });
+    expect(!(await page.locator("#tp-error").isVisible()), await text("#tp-error"));
     const mibps = Number(await page.getAttribute("#tp-result", "data-mibps"));
     const bytes = Number(await page.getAttribute("#tp-result", "data-bytes"));
     const shown = await text("#tp-result");
@@ -170,6 +185,7 @@ try {
     await page.click("#tp-run");
     await page.waitForFunction(() => !document.getElementById("tp-run").disabled, null, { timeout: 30000 });
     const mibps = Number(await page.getAttribute("#tp-result", "data-mibps"));
+    expect(!(await page.locator("#tp-error").isVisible()), await text("#tp-error"));
     expect(mibps > 0, `upload figure ${mibps}`);
     console.log(`     upload through Wisp: ${await text("#tp-result")}`);
     // Leave the download result on screen for the screenshot.
@@ -200,7 +216,7 @@ try {
     expect(canvasW > 200 && canvasW <= inner, `chart is ${canvasW} px wide`);
     await page.evaluate(() => window.scrollTo(0, 0));
     await page.screenshot({ path: phoneShot, fullPage: false });
-  });
+  }, { needsConnection: false });
 
   await check("disconnect shows the closed state", async () => {
     await page.setViewportSize({ width: 1280, height: 900 });
@@ -211,7 +227,7 @@ try {
 
   await check("no uncaught errors in the page", async () => {
     expect(pageErrors.length === 0, pageErrors.join("; "));
-  });
+  }, { needsConnection: false });
 } catch (e) {
   failed++;
   console.log(`FAIL e2e runner: ${e && e.stack ? e.stack : e}`);
