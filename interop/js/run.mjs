@@ -99,12 +99,12 @@ function start(name, cmd, args, re, opts = {}) {
   });
 }
 
-async function ourServer(name, extraWisp = "") {
+async function ourServer(name, extraWisp = "", extraLimits = "") {
   const config = path.join(tmp, `${name}.toml`);
   writeFileSync(
     config,
     `[server]\nbind = "127.0.0.1:0"\n\n[wisp]\nmotd = "${MOTD}"\n${extraWisp}\n\n[policy]\nallow_loopback = true\nblock_hosts = ["${BLOCKED_HOST}"]\n\n` +
-      `[limits]\nmax_connections_per_ip = 512\nmax_streams_per_connection = 512\n`,
+      `[limits]\nmax_connections_per_ip = 512\nmax_streams_per_connection = 512\n${extraLimits}\n`,
   );
   const { match } = await start(name, process.env.WISP_SERVER_BIN, ["--config", config], /listening.*addr=127\.0\.0\.1:(\d+)/, {
     env: { ...process.env, NO_COLOR: "1", RUST_LOG: process.env.WISP_SERVER_LOG || "warn,wisp_server=info" },
@@ -258,6 +258,8 @@ async function main() {
   const env0 = await targets();
   const ours = await ourServer("ours");
   const oursV1 = await ourServer("ours-v1", "v2 = false");
+  // For clients that send whole request bodies as one DATA packet (epoxy's fetch).
+  const oursBig = await ourServer("ours-big", "", "max_message_size = 4194304");
   const roots = {
     cases: path.join(HERE, "cases"),
     "wisp-js": path.join(NM, "@mercuryworkshop/wisp-js/dist"),
@@ -274,6 +276,7 @@ async function main() {
     watch: undefined,
     wsUrl: ours,
     v1OnlyUrl: oursV1,
+    bigMessageUrl: oursBig,
     motd: MOTD,
     blockedHost: BLOCKED_HOST,
     controlBase: `${origin}/control`,

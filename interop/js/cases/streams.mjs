@@ -1,0 +1,42 @@
+// Helpers for clients that expose a TCP/UDP stream as a WHATWG { readable, writable } pair.
+import { assert, concat, equalBytes, firstDiff, pattern, withTimeout } from "./util.mjs";
+
+/** Writes `data` in `chunk`-byte pieces while reading until as many bytes came back; compares. */
+export async function echoThrough(readable, writable, data, chunk = 16384) {
+  const writer = writable.getWriter();
+  const reader = readable.getReader();
+  const writing = (async () => {
+    for (let at = 0; at < data.length; at += chunk) await writer.write(data.slice(at, at + chunk));
+  })();
+  const chunks = [];
+  let got = 0;
+  while (got < data.length) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`stream ended after ${got} of ${data.length} bytes`);
+    const bytes = new Uint8Array(value);
+    chunks.push(bytes);
+    got += bytes.length;
+  }
+  await writing;
+  const all = concat(chunks);
+  assert(equalBytes(all, data), `echo differs at byte ${firstDiff(all, data)} (${all.length} bytes back)`);
+  reader.releaseLock();
+  writer.releaseLock();
+}
+
+/** Sends datagrams of several sizes and expects each back whole, one chunk per datagram. */
+export async function udpEcho(readable, writable, sizes = [1, 512, 1400, 8000]) {
+  const writer = writable.getWriter();
+  const reader = readable.getReader();
+  for (const n of sizes) {
+    const dgram = pattern(n, n);
+    await writer.write(dgram);
+    const { value, done } = await withTimeout(reader.read(), 5000, `${n}-byte datagram`);
+    assert(!done, `stream ended waiting for the ${n}-byte datagram`);
+    const got = new Uint8Array(value);
+    assert(equalBytes(got, dgram), `${n}-byte datagram came back as ${got.length} bytes`);
+  }
+  reader.releaseLock();
+  writer.releaseLock();
+  return `${sizes.length} datagrams (${sizes.join(", ")} bytes) byte-exact`;
+}
