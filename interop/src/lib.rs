@@ -189,3 +189,66 @@ pub fn pattern(seed: u32, len: usize) -> Vec<u8> {
         .map(|i| (i.wrapping_mul(2_654_435_761) ^ seed.wrapping_mul(40_503)) as u8)
         .collect()
 }
+
+/// Records one check's outcome for the compatibility table: writes
+/// `interop/results/rust-<test>.json` when dropped, as a failure if the test is panicking.
+pub struct Record {
+    pub client: &'static str,
+    pub client_version: &'static str,
+    pub server: &'static str,
+    pub server_version: &'static str,
+    pub feature: &'static str,
+    pub test: &'static str,
+    /// What passed, for the table.
+    pub detail: String,
+}
+
+impl Drop for Record {
+    fn drop(&mut self) {
+        let ok = !std::thread::panicking();
+        let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+        let detail = if ok {
+            self.detail.clone()
+        } else {
+            format!("test {} failed", self.test)
+        };
+        let json = format!(
+            "{{\"generated\":\"{}\",\"source\":\"cargo test -p wisp-interop ({})\",\"entries\":[{{\"client\":\"{}\",\"clientVersion\":\"{}\",\"server\":\"{}\",\"serverVersion\":\"{}\",\"runtime\":\"native (tokio)\",\"feature\":\"{}\",\"ok\":{},\"detail\":\"{}\"}}]}}\n",
+            now_rfc3339(),
+            esc(self.test),
+            esc(self.client),
+            esc(self.client_version),
+            esc(self.server),
+            esc(self.server_version),
+            esc(self.feature),
+            ok,
+            esc(&detail),
+        );
+        let dir = dir().join("results");
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::write(dir.join(format!("rust-{}.json", self.test)), json);
+    }
+}
+
+/// The current UTC time as `YYYY-MM-DDTHH:MM:SSZ` (civil-from-days, no date crate needed).
+fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}

@@ -10,7 +10,7 @@ use wisp_core::extensions::motd::MotdProtocolExtensionBuilder;
 use wisp_core::extensions::udp::UdpProtocolExtensionBuilder;
 use wisp_core::extensions::AnyProtocolExtensionBuilder as B;
 use wisp_core::{CloseReason, StreamType, WispV2Handshake};
-use wisp_interop::{closed_port, connect, pattern, tcp_echo, udp_echo, Peer};
+use wisp_interop::{closed_port, connect, pattern, tcp_echo, udp_echo, Peer, Record};
 
 async fn bounded<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(90), f)
@@ -110,6 +110,15 @@ async fn udp_echo_through(peer: &Peer, v2: Option<WispV2Handshake>) -> Result<()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wisp_js_v1_tcp_echo() {
+    let _r = Record {
+        client: "wisp-core client (ours)",
+        client_version: "workspace",
+        server: "wisp-js",
+        server_version: "0.5.0",
+        feature: "v1 tcp echo",
+        test: "wisp_js_v1_tcp_echo",
+        detail: "3 streams x 2 MiB byte-exact".into(),
+    };
     bounded(async {
         let peer = Peer::wisp_js(1, None).await;
         tcp_echo_through(&peer, None).await;
@@ -119,6 +128,15 @@ async fn wisp_js_v1_tcp_echo() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wisp_js_v2_negotiates_udp_and_motd() {
+    let _r = Record {
+        client: "wisp-core client (ours)",
+        client_version: "workspace",
+        server: "wisp-js",
+        server_version: "0.5.0",
+        feature: "v2 (no fallback), motd, tcp + udp echo",
+        test: "wisp_js_v2_negotiates_udp_and_motd",
+        detail: "v2, MOTD, UDP; 3 x 2 MiB and 4 datagrams byte-exact".into(),
+    };
     bounded(async {
         let peer = Peer::wisp_js(2, Some("hello from wisp-js")).await;
         let mux = connect(&peer.url, v2()).await.unwrap();
@@ -135,6 +153,15 @@ async fn wisp_js_v2_negotiates_udp_and_motd() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wisp_js_refused_port_reason() {
+    let _r = Record {
+        client: "wisp-core client (ours)",
+        client_version: "workspace",
+        server: "wisp-js",
+        server_version: "0.5.0",
+        feature: "refused port close reason",
+        test: "wisp_js_refused_port_reason",
+        detail: "0x03 (wisp-js reports every failed connect as a network error)".into(),
+    };
     bounded(async {
         let peer = Peer::wisp_js(2, None).await;
         // wisp-js reports every failed connect as a network error (0x03), not 0x44.
@@ -147,6 +174,15 @@ async fn wisp_js_refused_port_reason() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wisp_server_node_tcp_echo_and_fallback_to_v1() {
+    let _r = Record {
+        client: "wisp-core client (ours)",
+        client_version: "workspace",
+        server: "wisp-server-node",
+        server_version: "1.1.8",
+        feature: "tcp echo, clean fallback to v1",
+        test: "wisp_server_node_tcp_echo_and_fallback_to_v1",
+        detail: "v1 and v2-offered (downgraded) 3 x 2 MiB byte-exact".into(),
+    };
     bounded(async {
         let peer = Peer::wisp_server_node().await;
         tcp_echo_through(&peer, None).await;
@@ -161,6 +197,15 @@ async fn wisp_server_node_tcp_echo_and_fallback_to_v1() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wisp_server_node_refused_port_reason() {
+    let _r = Record {
+        client: "wisp-core client (ours)",
+        client_version: "workspace",
+        server: "wisp-server-node",
+        server_version: "1.1.8",
+        feature: "refused port close reason",
+        test: "wisp_server_node_refused_port_reason",
+        detail: "0x44".into(),
+    };
     bounded(async {
         let peer = Peer::wisp_server_node().await;
         assert_eq!(
@@ -175,6 +220,15 @@ async fn wisp_server_node_refused_port_reason() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wisp_python_tcp_echo_and_fallback_to_v1() {
+    let _r = Record {
+        client: "wisp-core client (ours)",
+        client_version: "workspace",
+        server: "wisp-python",
+        server_version: "0.9.0",
+        feature: "tcp echo, clean fallback to v1",
+        test: "wisp_python_tcp_echo_and_fallback_to_v1",
+        detail: "v1 and v2-offered (downgraded) 3 x 2 MiB byte-exact".into(),
+    };
     bounded(async {
         let peer = Peer::wisp_python().await;
         tcp_echo_through(&peer, None).await;
@@ -188,6 +242,15 @@ async fn wisp_python_tcp_echo_and_fallback_to_v1() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wisp_python_udp_echo() {
+    let _r = Record {
+        client: "wisp-core client (ours)",
+        client_version: "workspace",
+        server: "wisp-python",
+        server_version: "0.9.0",
+        feature: "udp echo (v1)",
+        test: "wisp_python_udp_echo",
+        detail: "4 datagrams byte-exact".into(),
+    };
     bounded(async {
         let peer = Peer::wisp_python().await;
         udp_echo_through(&peer, None).await.unwrap();
@@ -197,6 +260,15 @@ async fn wisp_python_udp_echo() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wisp_python_refused_port_reason() {
+    let _r = Record {
+        client: "wisp-core client (ours)",
+        client_version: "workspace",
+        server: "wisp-python",
+        server_version: "0.9.0",
+        feature: "refused port close reason",
+        test: "wisp_python_refused_port_reason",
+        detail: "0x42".into(),
+    };
     bounded(async {
         let peer = Peer::wisp_python().await;
         assert_eq!(
