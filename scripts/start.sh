@@ -21,9 +21,10 @@ if [ "${SKIP_SETUP:-0}" != 1 ]; then
 fi
 
 say "building the wasm package (wasm-pack --target web -> www/pkg)"
-wasm-pack build --target web --mode no-install --release --out-dir ../www/pkg wisp-wasm 2>&1 \
-  | grep -vE '^\s*$|failed to get wasm-pack version' || true
-[ -f www/pkg/wisp_wasm.js ] || { echo "wasm-pack build failed" >&2; exit 1; }
+if ! wasm-pack build --target web --mode no-install --release --out-dir ../www/pkg wisp-wasm; then
+  echo "wasm-pack build failed" >&2
+  exit 1
+fi
 
 say "building wisp-server (release)"
 cargo build --release -p wisp-server
