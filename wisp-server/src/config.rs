@@ -197,7 +197,9 @@ impl Default for LimitsConfig {
             handshake_timeout_ms: 10_000,
             connect_timeout_ms: 10_000,
             idle_timeout_ms: 300_000,
-            max_message_size: 128 * 1024,
+            // Large enough for the 256 KiB request bodies epoxy's fetch sends as one packet;
+            // what it costs is bounded by the mux's byte caps, not by this size.
+            max_message_size: 1024 * 1024,
             stream_send_buffer: 256 * 1024,
             stream_receive_buffer: 1024 * 1024,
             max_request_head: 16 * 1024,

@@ -433,6 +433,9 @@ where
     wisp(ctx, conn_id, client_ip, ws, subprotocol.is_none(), deadline).await;
 }
 
+/// See `MuxOptions::connection_receive_buffer`.
+const CONNECTION_RECEIVE_BUFFER: usize = 16 * 1024 * 1024;
+
 fn handshake(ctx: &Ctx, legacy_order: bool) -> Option<WispV2Handshake> {
     if !ctx.config.wisp.v2 {
         return None;
@@ -503,7 +506,9 @@ async fn wisp<S>(
         max_streams: l.max_streams_per_connection,
         stream_send_buffer: l.stream_send_buffer,
         stream_receive_buffer: l.stream_receive_buffer,
-        connection_receive_buffer: l.stream_receive_buffer.saturating_mul(4),
+        // Bytes from the client queued toward all targets of one connection before the mux
+        // stops reading it: room for a few streams at full credit of normal 64 KiB packets.
+        connection_receive_buffer: CONNECTION_RECEIVE_BUFFER,
         max_pending_control: 1024,
     };
     let v2 = handshake(&ctx, legacy_order);

@@ -7,8 +7,8 @@
 #[derive(Debug, Clone)]
 pub struct MuxOptions {
     /// Server: the credit announced for each TCP stream, in packets. A client may have at most
-    /// this many packets in flight per stream; the server queues at most twice this many
-    /// (credit returned while packets were in flight) before it stops reading the WebSocket.
+    /// this many packets in flight per stream; the server queues at most `2 * buffer_size + 1`
+    /// packets, and at most that many times 64 KiB, before it stops reading the WebSocket.
     pub buffer_size: u32,
     /// Server: how many streams may be open (or waiting in `wait_for_stream`) at once; CONNECTs
     /// beyond it are refused with CLOSE 0x49. Client: how many streams `new_stream` opens before
@@ -20,8 +20,9 @@ pub struct MuxOptions {
     /// 0x81. Both sides: bytes of UDP datagrams queued per stream before further datagrams are
     /// dropped.
     pub stream_receive_buffer: usize,
-    /// Client: bytes received and not yet read on all streams together; past it the stream
-    /// holding the most is closed with 0x81.
+    /// Bytes received and not yet read on all streams together. Client: past it the stream
+    /// holding the most is closed with 0x81. Server: past it the mux stops reading the
+    /// WebSocket until the readers catch up.
     pub connection_receive_buffer: usize,
     /// Control packets (CONTINUE, refusals) waiting to be sent before the mux stops reading
     /// the WebSocket until the peer reads its own replies.

@@ -52,6 +52,10 @@ use crate::{Role, WispError};
 
 pub(crate) type SlotId = u64;
 
+/// Server, TCP: the packet size the byte cap of a stream's queue assumes (a full DATA packet),
+/// so that a client sending huge messages is held to the same bytes as one sending normal ones.
+const STREAM_CAP_PACKET_BYTES: usize = 64 * 1024;
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum OutKind {
     Connect,
@@ -167,7 +171,7 @@ pub(crate) struct ConnState {
     actor_waker: Option<Waker>,
     end: Option<End>,
     close_request: Option<CloseReason>,
-    /// Client: bytes queued for readers on all streams.
+    /// Bytes queued for readers on all streams.
     rx_total: usize,
     /// Server: streams over their queue cap; while non-zero the actor does not read.
     over_cap: usize,
@@ -222,7 +226,15 @@ impl ConnState {
 
     /// Whether the actor should stop reading the transport for now.
     pub(crate) fn read_paused(&self) -> bool {
-        self.over_cap > 0 || self.control.len() >= self.opts.max_pending_control
+        self.over_cap > 0
+            || self.control.len() >= self.opts.max_pending_control
+            || (self.role == Role::Server && self.rx_total > self.opts.connection_receive_buffer)
+    }
+
+    /// Server, TCP: packets a stream may queue before the actor stops reading. A client that
+    /// respects its credit never reaches it (see the module docs).
+    fn stream_cap_packets(&self) -> usize {
+        2 * self.buffer_size as usize + 1
     }
 
     pub(crate) fn end(&self) -> Option<End> {
@@ -349,7 +361,7 @@ impl ConnState {
             return; // unknown, or closed while the packet was in flight
         };
         let role = self.role;
-        let cap = 2 * self.buffer_size as usize + 1;
+        let cap = self.stream_cap_packets();
         let s = self.slots.get_mut(&slot_id).expect("mapped slot exists");
         if s.close.is_some() {
             return; // we closed it; the peer has not seen our CLOSE yet
@@ -367,16 +379,17 @@ impl ConnState {
         }
         s.rx.push_back(payload);
         s.rx_bytes += len;
+        self.rx_total += len;
         w.push(s.rx_waker.take());
         match role {
             Role::Server => {
-                if s.kind == StreamType::Tcp && s.rx.len() > cap && !s.over_cap {
+                let over = s.rx.len() > cap || s.rx_bytes > cap * STREAM_CAP_PACKET_BYTES;
+                if s.kind == StreamType::Tcp && over && !s.over_cap {
                     s.over_cap = true;
                     self.over_cap += 1;
                 }
             }
             Role::Client => {
-                self.rx_total += len;
                 if s.kind == StreamType::Tcp && s.rx_bytes > self.opts.stream_receive_buffer {
                     self.overflow(slot_id, w);
                 } else if self.rx_total > self.opts.connection_receive_buffer {
@@ -664,18 +677,25 @@ impl ConnState {
         };
         if let Some(bytes) = s.rx.pop_front() {
             s.rx_bytes -= bytes.len();
-            match role {
-                Role::Client => self.rx_total -= bytes.len(),
-                Role::Server if s.kind == StreamType::Tcp => {
-                    s.consumed += 1;
-                    if s.over_cap && s.rx.len() <= 2 * self.buffer_size as usize {
-                        s.over_cap = false;
-                        self.over_cap -= 1;
-                        self.wake_actor(w);
-                    }
-                    self.maybe_announce(slot_id, w);
+            let conn_cap = self.opts.connection_receive_buffer;
+            let was_over = self.rx_total > conn_cap;
+            self.rx_total -= bytes.len();
+            let mut resume = was_over && self.rx_total <= conn_cap;
+            let server_tcp = role == Role::Server && s.kind == StreamType::Tcp;
+            if server_tcp {
+                s.consumed += 1;
+                let cap = 2 * self.buffer_size as usize + 1;
+                if s.over_cap && s.rx.len() < cap && s.rx_bytes <= cap * STREAM_CAP_PACKET_BYTES {
+                    s.over_cap = false;
+                    self.over_cap -= 1;
+                    resume = true;
                 }
-                Role::Server => {}
+            }
+            if role == Role::Server && resume {
+                self.wake_actor(w);
+            }
+            if server_tcp {
+                self.maybe_announce(slot_id, w);
             }
             return Poll::Ready(Some(Ok(bytes)));
         }
@@ -829,15 +849,14 @@ impl ConnState {
         let bytes = s.rx_bytes;
         s.rx.clear();
         s.rx_bytes = 0;
-        match role {
-            Role::Client => self.rx_total -= bytes,
-            Role::Server if s.kind == StreamType::Tcp => {
+        self.rx_total -= bytes;
+        if role == Role::Server {
+            if s.kind == StreamType::Tcp {
                 s.consumed += discarded;
                 self.clear_over_cap(slot_id);
-                self.wake_actor(w);
                 self.maybe_announce(slot_id, w);
             }
-            Role::Server => {}
+            self.wake_actor(w);
         }
         self.after_handle_drop(slot_id, w);
     }
@@ -884,5 +903,107 @@ impl ConnState {
     /// Streams open now (for tests and metrics).
     pub(crate) fn stream_count(&self) -> usize {
         self.slots.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The connection state driven directly, without an executor or a transport.
+
+    use super::*;
+    use crate::Packet;
+    use futures::task::noop_waker_ref;
+
+    fn server(buffer_size: u32, opts: MuxOptions) -> ConnState {
+        ConnState::new(Role::Server, opts, buffer_size, true, false)
+    }
+
+    fn feed(state: &mut ConnState, packet: Packet) {
+        let mut w = Wakes::default();
+        state
+            .handle_message(packet.to_bytes(), &mut w)
+            .expect("not fatal");
+    }
+
+    fn accept(state: &mut ConnState) -> SlotId {
+        let mut cx = Context::from_waker(noop_waker_ref());
+        match state.poll_accept(&mut cx) {
+            Poll::Ready(Some((_, slot))) => slot,
+            other => panic!("no stream to accept: {other:?}"),
+        }
+    }
+
+    fn read(state: &mut ConnState, slot: SlotId) -> usize {
+        let mut cx = Context::from_waker(noop_waker_ref());
+        let mut w = Wakes::default();
+        match state.poll_read(slot, &mut cx, &mut w) {
+            Poll::Ready(Some(Ok(b))) => b.len(),
+            other => panic!("nothing to read: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn huge_messages_beyond_credit_pause_reading_by_bytes() {
+        // Credit 4: the queue may hold 9 packets, or 9 x 64 KiB of bytes.
+        let mut state = server(4, MuxOptions::default());
+        feed(&mut state, Packet::connect(1, StreamType::Tcp, "h", 1));
+        let slot = accept(&mut state);
+        let big = Bytes::from(vec![0u8; 200 * 1024]);
+        for _ in 0..2 {
+            feed(&mut state, Packet::data(1, big.clone()));
+            assert!(!state.read_paused());
+        }
+        feed(&mut state, Packet::data(1, big.clone()));
+        assert!(
+            state.read_paused(),
+            "600 KiB queued on a stream capped at 576 KiB"
+        );
+        assert_eq!(read(&mut state, slot), big.len());
+        assert!(
+            !state.read_paused(),
+            "reading resumes once the reader takes data"
+        );
+    }
+
+    #[test]
+    fn the_connection_wide_byte_cap_pauses_reading() {
+        let opts = MuxOptions {
+            connection_receive_buffer: 100 * 1024,
+            ..MuxOptions::default()
+        };
+        let mut state = server(64, opts);
+        feed(&mut state, Packet::connect(1, StreamType::Tcp, "h", 1));
+        feed(&mut state, Packet::connect(2, StreamType::Tcp, "h", 1));
+        let a = accept(&mut state);
+        let _b = accept(&mut state);
+        let chunk = Bytes::from(vec![0u8; 60 * 1024]);
+        feed(&mut state, Packet::data(1, chunk.clone()));
+        assert!(!state.read_paused());
+        feed(&mut state, Packet::data(2, chunk.clone()));
+        assert!(
+            state.read_paused(),
+            "120 KiB queued on a connection capped at 100 KiB"
+        );
+        read(&mut state, a);
+        assert!(!state.read_paused());
+    }
+
+    #[test]
+    fn credit_is_announced_after_a_quarter_is_taken() {
+        let mut state = server(8, MuxOptions::default());
+        feed(&mut state, Packet::connect(3, StreamType::Tcp, "h", 1));
+        let slot = accept(&mut state);
+        for _ in 0..8 {
+            feed(&mut state, Packet::data(3, Bytes::from_static(b"x")));
+        }
+        let mut w = Wakes::default();
+        read(&mut state, slot);
+        assert!(
+            state.next_outgoing(&mut w).is_none(),
+            "announced after one packet"
+        );
+        read(&mut state, slot);
+        let announced = state.next_outgoing(&mut w).expect("a CONTINUE");
+        assert_eq!(announced, Packet::continue_(3, 8 - 6).to_bytes());
     }
 }
