@@ -3,6 +3,7 @@
 
 #![allow(dead_code, missing_docs)]
 
+pub mod binary;
 pub mod bystander;
 pub mod raw;
 
