@@ -2,7 +2,7 @@
 # Browser end-to-end tests of the demo page: builds the wasm package into www/pkg and
 # wisp-server (release, as `npm start` does), starts the demo targets and
 # `wisp-server --config www/demo.toml --static-dir www` on 127.0.0.1 port 0, and drives the page
-# in headless Chromium with playwright-core (www/tests/e2e.mjs). Saves www/screenshot.png.
+# in headless Chromium with playwright-core (www/tests/e2e.mjs). Saves www/tests/output/screenshot.png.
 # Ends with `e2e: N passed, N failed`; every process started here is stopped on exit.
 #
 # Honours CARGO_TARGET_DIR and CHROMIUM (default /usr/bin/chromium).

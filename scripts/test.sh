@@ -29,8 +29,8 @@ suite() {
   p=$(grep -aoE '^test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END{print s+0}')
   f=$(grep -aoE '^test result: [a-zA-Z]+\. [0-9]+ passed; [0-9]+ failed' "$log" | awk '{s+=$6} END{print s+0}')
   local own_p own_f
-  own_p=$(grep -aoE '^[a-z-]*:? ?[0-9]+ passed, [0-9]+ failed' "$log" | grep -oE '[0-9]+ passed' | awk '{s+=$1} END{print s+0}')
-  own_f=$(grep -aoE '^[a-z-]*:? ?[0-9]+ passed, [0-9]+ failed' "$log" | grep -oE '[0-9]+ failed' | awk '{s+=$1} END{print s+0}')
+  own_p=$(grep -aoE '^[a-z0-9-]*:? ?[0-9]+ passed, [0-9]+ failed' "$log" | grep -oE '[0-9]+ passed' | awk '{s+=$1} END{print s+0}')
+  own_f=$(grep -aoE '^[a-z0-9-]*:? ?[0-9]+ passed, [0-9]+ failed' "$log" | grep -oE '[0-9]+ failed' | awk '{s+=$1} END{print s+0}')
   p=$((p + own_p)); f=$((f + own_f))
   if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
   if [ "$rc" -eq 0 ] && [ "$p" -eq 0 ]; then p=1; fi

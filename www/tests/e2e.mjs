@@ -4,7 +4,8 @@
 //
 //   E2E_URL          the page URL, with the targets' ports in the query string
 //   E2E_TARGETS      the targets' ports as JSON ({echo, chargen, discard, udp, refused})
-//   E2E_SCREENSHOT   where to save the screenshot (default www/screenshot.png)
+//   E2E_SCREENSHOT   where to save the screenshot (default www/tests/output/screenshot.png;
+//                    copy it over www/screenshot.png to refresh the README picture)
 //   CHROMIUM         the browser (default /usr/bin/chromium)
 //
 // Every check has its own timeout; the last line is `e2e: N passed, N failed`. Throughput is
@@ -18,8 +19,10 @@ import { fileURLToPath } from "node:url";
 const WWW = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const url = process.env.E2E_URL;
 const targets = JSON.parse(process.env.E2E_TARGETS || "{}");
-const screenshot = process.env.E2E_SCREENSHOT || path.join(WWW, "screenshot.png");
-const phoneShot = process.env.E2E_PHONE_SCREENSHOT || path.join(WWW, "screenshot-phone.png");
+const OUTPUT = path.join(WWW, "tests", "output");
+fs.mkdirSync(OUTPUT, { recursive: true });
+const screenshot = process.env.E2E_SCREENSHOT || path.join(OUTPUT, "screenshot.png");
+const phoneShot = process.env.E2E_PHONE_SCREENSHOT || path.join(OUTPUT, "screenshot-phone.png");
 if (!url) {
   console.error("E2E_URL is not set (run scripts/test-e2e.sh)");
   process.exit(2);
