@@ -78,6 +78,11 @@ impl Default for ServerConfig {
 pub struct WispConfig {
     /// Speak Wisp v2 (extensions); v1-only when false.
     pub v2: bool,
+    /// To a client that sent no `Sec-WebSocket-Protocol` header, send INFO after the initial
+    /// CONTINUE (the legacy order: a v2 client without the header still gets v2, a v1 client
+    /// ignores the INFO). Set it to false to answer such clients as a plain v1 server, as draft 6
+    /// says: epoxy-tls 1.5 treats the extra INFO as fatal.
+    pub v2_without_subprotocol: bool,
     /// Message of the day sent to v2 clients that ask for it.
     pub motd: Option<String>,
     /// Offer stream-open confirmation (0x05).
@@ -93,6 +98,7 @@ impl Default for WispConfig {
     fn default() -> Self {
         Self {
             v2: true,
+            v2_without_subprotocol: true,
             motd: None,
             confirmation: true,
             required_extensions: Vec::new(),

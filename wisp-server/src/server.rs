@@ -437,7 +437,8 @@ where
 const CONNECTION_RECEIVE_BUFFER: usize = 16 * 1024 * 1024;
 
 fn handshake(ctx: &Ctx, legacy_order: bool) -> Option<WispV2Handshake> {
-    if !ctx.config.wisp.v2 {
+    let wisp = &ctx.config.wisp;
+    if !wisp.v2 || (legacy_order && !wisp.v2_without_subprotocol) {
         return None;
     }
     let mut b = Vec::new();
