@@ -330,3 +330,71 @@ async fn sigterm_stream(
     let ((), r) = tokio::join!(writer, reader);
     r
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "overload: scripts/test-hardening.sh and scripts/stress.sh"]
+async fn client_fills_its_credit_toward_a_target_that_never_reads() {
+    // The other direction: data from the client toward targets that never read. The mux queues
+    // at most its connection cap (16 MiB in wisp-server) before it stops reading the WebSocket,
+    // whatever the credit says; the client's sends then block. Memory is measured as RSS, which
+    // also keeps what the allocator retained of the data that passed through to the kernel's
+    // socket buffers (a few MiB per target socket), so the bound allows twice the queue.
+    let streams = 8u32;
+    let connection_cap = 16u64 << 20; // wisp-server's CONNECTION_RECEIVE_BUFFER
+    let c = binary_config();
+    let server = Binary::start(&c);
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (hold_tx, mut hold_rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            let _ = hold_tx.send(s); // held open, never read
+        }
+    });
+    let baseline = server.rss_kib();
+    let message = c.limits.max_message_size.min(128 * 1024);
+    let payload = vec![0x33u8; message - 5];
+    let queue_bound = connection_cap + 2 * c.limits.max_message_size as u64;
+    let bound_kib = baseline + 2 * queue_bound / 1024 + 16 * 1024;
+    let mut ws = raw(server.addr).await;
+    for id in 1..=streams {
+        send(&mut ws, connect_packet(id, 0x01, port, b"127.0.0.1")).await;
+    }
+    let (mut tx, rx) = ws.split();
+    let mut sent = 0u64;
+    let mut paused = false;
+    'credit: for _ in 0..c.wisp.buffer_size {
+        for id in 1..=streams {
+            let p = data_packet(id, &payload);
+            let len = p.len() as u64;
+            let r = tokio::time::timeout(
+                Duration::from_secs(3),
+                tx.send(tokio_websockets::Message::binary(p)),
+            )
+            .await;
+            match r {
+                Ok(Ok(())) => sent += len,
+                Ok(Err(e)) => panic!("the connection failed: {e}"),
+                Err(_) => {
+                    paused = true;
+                    break 'credit;
+                }
+            }
+        }
+    }
+    let mut peak = 0;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        peak = peak.max(server.rss_kib());
+    }
+    while hold_rx.try_recv().is_ok() {}
+    println!(
+        "hardening-figure case=credit_toward_stuck_target streams={streams} client_sent_mib={} server_paused_reading={paused} server_rss_baseline_kib={baseline} server_peak_rss_kib={peak} bound_kib={bound_kib}",
+        sent >> 20
+    );
+    assert!(
+        peak <= bound_kib,
+        "server RSS {peak} KiB over the bound {bound_kib} KiB"
+    );
+    drop(rx);
+}
