@@ -34,6 +34,16 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
+# nginx for the scale-out test (wisp-server/tests/scale_out.rs, run by npm run stress); the test
+# starts its own instance with its own config, so the Debian service is never started.
+if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+  step "apt-get install nginx (about 10 seconds)"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  # RUNLEVEL=1 keeps the package from starting the system service on port 80.
+  $SUDO env RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null
+fi
+
 if grep -qE '"(dev)?[dD]ependencies"' package.json \
   && { [ ! -d node_modules ] || [ package.json -nt node_modules ]; }; then
   step "npm install"
