@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The hardening suites of issue 8 against the real server, with their figures: the hostile
 # clients (hostile*.rs) and the short overload runs (overload.rs: connections x 10 streams of
-# checksummed data, a client that stops reading, a target that resets, SIGTERM under load).
+# checksummed data, a client that stops reading, a target that resets, SIGTERM under load) and
+# the nginx scale-out test (scale_out.rs, under a second).
 # Every case prints a `hardening-figure` line; the summary at the end adds them up.
 #
 #   WISP_LOAD_CONNECTIONS=200 WISP_LOAD_SECONDS=10 scripts/test-hardening.sh
@@ -20,7 +21,7 @@ trap 'rm -f "$log"' EXIT
 cargo test -p wisp-server --test hostile --test hostile_packets --test hostile_frames \
   --test hostile_floods -- --include-ignored --nocapture 2>&1 | tee "$log"
 rc1=${PIPESTATUS[0]}
-cargo test -p wisp-server --test overload -- --include-ignored --nocapture --test-threads=1 2>&1 | tee -a "$log"
+cargo test -p wisp-server --test overload --test scale_out -- --include-ignored --nocapture --test-threads=1 2>&1 | tee -a "$log"
 rc2=${PIPESTATUS[0]}
 echo
 echo "== hardening figures"

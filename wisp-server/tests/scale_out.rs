@@ -113,10 +113,12 @@ http {{
         .stderr(Stdio::inherit())
         .spawn()
         .expect("nginx starts");
+    // Owned at once, so that it is stopped on every path, a failed start included.
+    let nginx = Nginx { child, _dir: dir };
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     for _ in 0..100 {
         if TcpStream::connect(addr).await.is_ok() {
-            return (Nginx { child, _dir: dir }, addr);
+            return (nginx, addr);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
