@@ -37,7 +37,8 @@ cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   rm -f www/targets.json
-  rm -rf "$WORK"
+  # Chromium may still be writing its profile as it dies; a leftover temp dir is no failure.
+  rm -rf "$WORK" 2>/dev/null || true
 }
 trap cleanup EXIT
 trap 'echo; echo "stopping"; exit 0' INT TERM

@@ -18,7 +18,8 @@ PIDS=()
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$WORK"
+  # Chromium may still be writing its profile as it dies; a leftover temp dir is no failure.
+  rm -rf "$WORK" 2>/dev/null || true
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

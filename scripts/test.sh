@@ -59,6 +59,6 @@ if [ -x scripts/test-hardening.sh ]; then suite hardening bash scripts/test-hard
 
 printf '\n== summary\n'
 printf '%s\n' "${SUMMARY[@]}"
-rm -rf "$LOGDIR"
+rm -rf "$LOGDIR" 2>/dev/null || true
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]
