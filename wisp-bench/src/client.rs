@@ -6,7 +6,7 @@ use wisp_core::ws::{
 };
 use wisp_core::{ClientMux, MultiplexorActorFuture, MuxOptions, WispError, WispV2Handshake};
 
-type Ws = tokio_websockets::MaybeTlsStream<TcpStream>;
+type Ws = TcpStream;
 /// The client's write half.
 pub type Tx = TokioWebsocketsWrite<Ws>;
 /// The client's actor.
@@ -26,7 +26,17 @@ pub async fn connect(url: &str) -> Result<(ClientMux<Tx>, Actor), WispError> {
         .map_err(WispError::ws)?
         .config(tokio_websockets::Config::default().frame_size(64 * 1024))
         .limits(tokio_websockets::Limits::default().max_payload_len(Some(1 << 20)));
-    let (ws, _) = builder.connect().await.map_err(WispError::ws)?;
+    // Nagle off, as every Wisp client should have it: otherwise a small packet written after
+    // another waits for the peer's delayed ACK (40 ms on Linux).
+    let uri: http::Uri = url.parse().map_err(|_| WispError::WsImplSocketClosed)?;
+    let host = uri.host().unwrap_or("127.0.0.1").trim_matches(['[', ']']);
+    let port = uri.port_u16().unwrap_or(80);
+    let sock = TcpStream::connect((host, port))
+        .await
+        .map_err(|e| WispError::ws(tokio_websockets::Error::Io(e)))?;
+    sock.set_nodelay(true)
+        .map_err(|e| WispError::ws(tokio_websockets::Error::Io(e)))?;
+    let (ws, _) = builder.connect_on(sock).await.map_err(WispError::ws)?;
     let (rx, tx) = TokioWebsocketsTransport(ws).split_fast();
     let v2 = WispV2Handshake::new(Vec::new());
     // Server-to-client data has no credit in Wisp; the client closes a stream whose reader

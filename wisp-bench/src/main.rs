@@ -144,7 +144,31 @@ enum Command {
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     report::json_to(cli.json.clone());
-    let result = match cli.command {
+    // On SIGINT or SIGTERM (a `timeout` around the bench) the command's future is dropped,
+    // and with it every child process handle, which kills each child's process group.
+    let stop = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    };
+    let result = tokio::select! {
+        r = command(cli.command) => r,
+        () = stop => Err("stopped by a signal; every child process was killed".into()),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wisp-bench: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn command(command: Command) -> Result<(), String> {
+    match command {
         Command::Target { kind } => serve_forever(targets::spawn(kind).await).await,
         Command::Relay { to } => serve_forever(relay::spawn(to).await).await,
         Command::Run {
@@ -173,13 +197,6 @@ async fn main() -> std::process::ExitCode {
         }
         Command::Memory { server_bin, count } => memory::run(&server_bin, count).await,
         Command::Browser(args) => browser::run(args).await,
-    };
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("wisp-bench: {e}");
-            std::process::ExitCode::FAILURE
-        }
     }
 }
 

@@ -89,6 +89,35 @@ async fn start(
     })
 }
 
+/// Headless Chromium on `url` with a fresh profile in `profile` (no sandbox: runs as root
+/// here; nothing that would reach the network on its own).
+pub fn chromium(bin: &FsPath, url: &str, profile: &FsPath) -> Result<Proc, String> {
+    let mut c = command(bin);
+    c.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()))
+    .arg(url)
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    let child = c
+        .spawn()
+        .map_err(|e| format!("chromium: cannot start: {e}"))?;
+    Ok(Proc {
+        child,
+        url: url.to_owned(),
+        _dir: None,
+    })
+}
+
 /// One of this binary's helper subcommands (`target`, `relay`), which print `host:port`.
 pub async fn helper(args: &[&str], name: &str) -> Result<Proc, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
@@ -139,7 +168,9 @@ pub async fn our_server(bin: &FsPath, extra_limits: &str) -> Result<Proc, String
     };
     tokio::spawn(async move {
         while let Ok(Some(line)) = lines.next_line().await {
-            eprintln!("[wisp-server] {line}");
+            if line.contains("WARN") || line.contains("ERROR") {
+                eprintln!("[wisp-server] {line}");
+            }
         }
     });
     Ok(Proc {
