@@ -674,13 +674,13 @@ async fn a_close_handle_can_wait_for_the_end_of_its_stream() {
         let closer = b.get_close_handle();
         b.close(CloseReason(0x42)).await.unwrap();
         assert_eq!(closer.closed().await, Some(CloseReason(0x42)));
-        // Lost with the connection.
+        // Ended with the connection (closed by this side, so with its reason).
         let c = client.new_stream(StreamType::Tcp, "c", 3).await.unwrap();
         let closer = c.get_close_handle();
-        drop(server);
         let waiter = tokio::spawn(async move { closer.closed().await });
         client.close().await.unwrap();
         assert_eq!(waiter.await.unwrap(), Some(CloseReason::Voluntary));
+        drop(server);
     })
     .await;
 }
