@@ -188,7 +188,14 @@ async fn tcp_copy<W>(
             match target_rd.read_buf(&mut buf).await {
                 Ok(0) => return End::TargetEof,
                 Ok(n) => {
-                    if sink.send(buf.freeze()).await.is_err() {
+                    // `feed`, not `send`: it waits only while the stream's send queue is full
+                    // (`stream_send_buffer`), where `send` would also wait for the actor to
+                    // take this packet before the next read from the target. With `send` each
+                    // stream had one packet in flight between target and WebSocket, so the
+                    // target read, the actor's write and the wake-ups between them ran in
+                    // lock step. Nothing needs a flush here: the actor sends whatever is
+                    // queued, and a close is queued behind the data.
+                    if sink.feed(buf.freeze()).await.is_err() {
                         return End::ClientLost;
                     }
                     activity.to_client(n);

@@ -420,7 +420,14 @@ where
     let limits = tokio_websockets::Limits::default()
         .max_payload_len(Some(ctx.config.limits.max_message_size));
     // Our packets are at most 64 KiB; one frame per message keeps every frame within it.
-    let ws_config = tokio_websockets::Config::default().frame_size(64 * 1024);
+    // flush_threshold: tokio-websockets flushes from `poll_ready` once this many bytes are
+    // queued (default 8 KiB), so with 64 KiB DATA packets every packet became its own writev
+    // even though the actor feeds a batch and flushes once at its end. 256 KiB lets a batch of
+    // packets leave in one writev (frames are queued by reference, not copied, so this adds
+    // no buffer to an idle connection).
+    let ws_config = tokio_websockets::Config::default()
+        .frame_size(64 * 1024)
+        .flush_threshold(256 * 1024);
     let ws = tokio_websockets::ServerBuilder::new()
         .limits(limits)
         .config(ws_config)
