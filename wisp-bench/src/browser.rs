@@ -41,7 +41,7 @@ pub struct BrowserArgs {
     )]
     wisp_js_dist: PathBuf,
     /// Chromium.
-    #[arg(long, default_value = "/usr/bin/chromium")]
+    #[arg(long, default_value = "chromium")]
     chromium: PathBuf,
     /// Seconds before measuring.
     #[arg(long, default_value_t = 1.5)]
