@@ -25,10 +25,10 @@ run() {
 # Release build: a minute of 20,000 streams in a debug build measures the debug build.
 export WISP_LOAD_CONNECTIONS="${WISP_LOAD_CONNECTIONS:-2000}"
 export WISP_LOAD_SECONDS="${WISP_LOAD_SECONDS:-60}"
-run cargo test --release -p wisp-server --test overload -- --include-ignored --nocapture --test-threads=1
+run cargo test --release -p wisp-server --features load-tests --test overload -- --nocapture --test-threads=1
 run cargo test --release -p wisp-server --test hostile --test hostile_packets --test hostile_frames --test hostile_floods -- --nocapture
 if [ -f wisp-server/tests/scale_out.rs ]; then
-  run cargo test --release -p wisp-server --test scale_out -- --include-ignored --nocapture --test-threads=1
+  run cargo test --release -p wisp-server --features load-tests --test scale_out -- --nocapture --test-threads=1
 fi
 run bash scripts/fuzz-ci.sh "$FUZZ_SECONDS"
 echo "stress: $passed passed, $failed failed"

@@ -16,15 +16,15 @@ export WISP_LOAD_SECONDS="${WISP_LOAD_SECONDS:-10}"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-# --include-ignored: the overload tests are ignored in a plain `cargo test`. One thread for the
+# --features load-tests: the overload and scale-out tests are built only with it. One thread for the
 # overload target, so that its figures are not disturbed by another case on two cores.
 # The hostile tests also run (and are counted) in the workspace's `cargo test`; here they run
 # again only for their figures, so their result lines are renamed to keep npm test's total honest.
 cargo test -p wisp-server --test hostile --test hostile_packets --test hostile_frames \
-  --test hostile_floods -- --include-ignored --nocapture 2>&1 \
+  --test hostile_floods -- --nocapture 2>&1 \
   | sed -u 's/^test result:/hostile (counted in rust-tests):/' | tee "$log"
 rc1=${PIPESTATUS[0]}
-cargo test -p wisp-server --test overload --test scale_out -- --include-ignored --nocapture --test-threads=1 2>&1 | tee -a "$log"
+cargo test -p wisp-server --features load-tests --test overload --test scale_out -- --nocapture --test-threads=1 2>&1 | tee -a "$log"
 rc2=${PIPESTATUS[0]}
 echo
 echo "== hardening figures"

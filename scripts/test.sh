@@ -43,7 +43,9 @@ suite clippy cargo clippy --workspace --exclude wisp-wasm --all-features --all-t
 if [ -d wisp-wasm ]; then
   suite clippy-wasm cargo clippy -p wisp-wasm --target wasm32-unknown-unknown --all-targets -- -D warnings
 fi
-suite rust-tests cargo test --workspace --exclude wisp-wasm --all-features --no-fail-fast
+# Not --all-features: wisp-server's load tests (feature load-tests) run alone in the hardening
+# suite below.
+suite rust-tests cargo test --workspace --exclude wisp-wasm --features wisp-core/tokio-websockets --no-fail-fast
 suite core-wasm32 cargo check -p wisp-core --target wasm32-unknown-unknown
 if [ -x scripts/test-wasm.sh ]; then
   suite wasm-browser bash scripts/test-wasm.sh

@@ -3,9 +3,9 @@
 //! targets keep sending (memory stays under the bound computed from the config), a target that
 //! resets mid-stream, and SIGTERM during load.
 //!
-//! These are long, so they are `#[ignore]`d in a plain `cargo test`: scripts/test-hardening.sh
-//! (npm test) runs the short versions, scripts/stress.sh the long ones, sized by
-//! `WISP_LOAD_CONNECTIONS` and `WISP_LOAD_SECONDS`.
+//! These are long, so they are built only with the `load-tests` feature and run alone:
+//! scripts/test-hardening.sh (npm test) runs the short versions, scripts/stress.sh the long
+//! ones, sized by `WISP_LOAD_CONNECTIONS` and `WISP_LOAD_SECONDS`.
 
 mod common;
 
@@ -73,7 +73,6 @@ async fn echo_stream(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "overload: scripts/test-hardening.sh and scripts/stress.sh"]
 async fn many_connections_moving_checksummed_data() {
     let wanted = env_or("WISP_LOAD_CONNECTIONS", 200) as usize;
     let secs = env_or("WISP_LOAD_SECONDS", 10);
@@ -167,7 +166,6 @@ async fn firehose(sent: Arc<AtomicU64>) -> u16 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "overload: scripts/test-hardening.sh and scripts/stress.sh"]
 async fn client_that_stops_reading() {
     let conns = 4u64;
     let per_conn = 32u64;
@@ -220,7 +218,6 @@ async fn client_that_stops_reading() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "overload: scripts/test-hardening.sh and scripts/stress.sh"]
 async fn target_that_resets_mid_stream() {
     let server = start(local_config()).await;
     let echo = tcp_echo().await;
@@ -263,7 +260,6 @@ async fn target_that_resets_mid_stream() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "overload: scripts/test-hardening.sh and scripts/stress.sh"]
 async fn sigterm_during_load() {
     let conns = (env_or("WISP_LOAD_CONNECTIONS", 200) / 4).max(10) as usize;
     let mut c = binary_config();
@@ -357,7 +353,6 @@ async fn sigterm_stream(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "overload: scripts/test-hardening.sh and scripts/stress.sh"]
 async fn client_fills_its_credit_toward_a_target_that_never_reads() {
     // The other direction: data from the client toward targets that never read. The mux queues
     // at most its connection cap (16 MiB in wisp-server) before it stops reading the WebSocket,

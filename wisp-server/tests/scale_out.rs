@@ -3,8 +3,8 @@
 //! the real client IP (clients bind 127.0.0.2, 127.0.0.3, ... — all loopback), and killing one
 //! backend must leave the connections on the other intact while new ones go to the survivor.
 //!
-//! Needs Debian's `nginx` (scripts/setup.sh installs it); ignored in a plain `cargo test`,
-//! run by scripts/stress.sh.
+//! Needs Debian's `nginx` (scripts/setup.sh installs it). Built with the `load-tests` feature;
+//! scripts/test-hardening.sh (npm test) and scripts/stress.sh run it.
 
 mod common;
 
@@ -199,7 +199,6 @@ fn backend_config(per_ip: usize, metrics_port: u16) -> wisp_server::Config {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "scale-out with nginx: scripts/stress.sh"]
 async fn two_backends_behind_nginx() {
     if nginx_binary().is_none() {
         panic!("nginx is not installed: run scripts/setup.sh");
