@@ -7,8 +7,11 @@
 #    beside a plain TCP relay and the echo target itself, plus the wisp-js node client against
 #    our server; two interleaved rounds.
 # 2. memory: our server's RSS per idle connection and per open stream (1,000 of each).
-# 3. browser: our wasm client and the wisp-js browser client in headless Chromium, beside a
-#    plain WebSocket (skipped when wasm-pack or chromium is missing).
+# 3. browser: our wasm client, the wisp-js browser client and the epoxy-tls wasm client (1.5.0,
+#    npm latest, and the 2.1.19-1 prerelease; the pinned copies in interop/node_modules, which
+#    scripts/setup.sh installs) in headless Chromium, beside a plain WebSocket (skipped when
+#    wasm-pack or chromium is missing). epoxy-tls 1.5 runs against a second wisp-server with
+#    wisp.v2_without_subprotocol = false.
 #
 # Everything listens on 127.0.0.1 port 0 and every process started is killed on exit.
 # Honours CARGO_TARGET_DIR. BENCH_DURATION / BENCH_ROUNDS shorten or lengthen the matrix.
@@ -56,7 +59,7 @@ if command -v wasm-pack >/dev/null && command -v "${CHROMIUM:-chromium}" >/dev/n
   echo "== browser: building the wasm client" >&2
   if wasm-pack build --target web --mode no-install --release --out-dir "$WORK/pkg" wisp-wasm \
     >"$WORK/wasm-pack.log" 2>&1; then
-    timeout 240 "$BENCH" --json "$JSON" browser --server-bin "$SERVER" --wasm-pkg "$WORK/pkg" \
+    timeout 420 "$BENCH" --json "$JSON" browser --server-bin "$SERVER" --wasm-pkg "$WORK/pkg" \
       --chromium "$(command -v "${CHROMIUM:-chromium}")" | tee -a "$OUT"
   else
     cat "$WORK/wasm-pack.log" >&2

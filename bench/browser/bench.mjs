@@ -2,8 +2,10 @@
 // HTTP server (POST /mark when measuring starts, POST /report with the figure), never through
 // an automation API that would copy every frame.
 //
-// ?client=ceiling|ours|wisp-js &dir=down|up &streams=N &ws=WISP_URL &ceiling=WS_URL
-// &source=PORT &sink=PORT &warmup=S &duration=S
+// ?client=ceiling|ours|wisp-js|epoxy2|epoxy1|epoxy1-ws &dir=down|up &streams=N &ws=WISP_URL
+// &ceiling=WS_URL &source=PORT &sink=PORT &warmup=S &duration=S
+//
+// A client that cannot do a case reports { ok: false, unsupported: REASON } at once.
 const q = new URLSearchParams(location.search);
 const client = q.get("client");
 const dir = q.get("dir");
@@ -15,6 +17,8 @@ const HIGH_WATER = 4 << 20;
 const out = document.getElementById("out");
 let bytes = 0;
 let stop = false;
+let broken = null; // set by a client whose stream ended or failed before the window closed
+const fail = (what) => (e) => { if (!stop && !broken) broken = `${what}: ${e && e.message || e}`; };
 
 const post = (path, body) => fetch(path, { method: "POST", body: JSON.stringify(body) });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -81,8 +85,79 @@ async function wispJs() {
   }
 }
 
+// epoxy-tls 2.x: EpoxyClient.connect_tcp("tcp://host:port") resolves to { read, write }, a
+// ReadableStream and a WritableStream of bytes over one Wisp TCP stream. wisp_v2 makes it offer a
+// Sec-WebSocket-Protocol, so our default server answers it in the draft-6 v2 order.
+async function epoxy2() {
+  const { default: init, EpoxyClient, EpoxyClientOptions } = await import("/epoxy2/epoxy.js");
+  await init({ module_or_path: "/epoxy2/epoxy.wasm" });
+  const o = new EpoxyClientOptions();
+  o.wisp_v2 = true;
+  o.udp_extension_required = false;
+  o.user_agent = navigator.userAgent;
+  const c = new EpoxyClient(q.get("ws"), o);
+  for (let i = 0; i < streams; i++) {
+    const io = await c.connect_tcp(`tcp://127.0.0.1:${dir === "down" ? q.get("source") : q.get("sink")}`);
+    if (dir === "down") {
+      (async () => {
+        const r = io.read.getReader();
+        for (;;) { const { value, done } = await r.read(); if (stop) break; if (done) throw "ended"; bytes += value.byteLength; }
+      })().catch(fail(`stream ${i}`));
+    } else {
+      (async () => {
+        const w = io.write.getWriter();
+        while (!stop) { await w.write(chunk); bytes += CHUNK; }
+      })().catch(fail(`stream ${i}`));
+    }
+  }
+}
+
+// epoxy-tls 1.5 (a Wisp v1 client): its EpoxyClient(wsUrl, userAgent, redirectLimit) offers
+// fetch, connect_ws, connect_tls and connect_udp, and no raw TCP stream. This checks that on
+// the loaded module rather than assuming it.
+async function loadEpoxy1() {
+  const { default: epoxy } = await import("/epoxy1/epoxy-module-bundled.js");
+  const mod = await epoxy();
+  const c = await new mod.EpoxyClient(q.get("ws"), navigator.userAgent, 10);
+  return { mod, c };
+}
+async function epoxy1() {
+  const { mod, c } = await loadEpoxy1();
+  const raw = ["connect_tcp", "connect_raw", "connect_stream"].filter((m) => typeof c[m] === "function");
+  if (raw.length) throw new Error(`epoxy-tls 1.5 now has ${raw.join(", ")}: add it to bench.mjs`);
+  const api = Object.getOwnPropertyNames(mod.EpoxyClient.prototype).filter((m) => m.startsWith("connect_") || m === "fetch");
+  throw { unsupported: "no raw TCP stream API", detail: `EpoxyClient has only ${api.join(", ")}` };
+}
+
+// epoxy-tls 1.5's nearest path to a raw stream: connect_ws opens a WebSocket (ws://, no TLS)
+// inside one Wisp TCP stream, here to the ceiling's own WebSocket server on loopback, which sends
+// 60 KiB messages on /down and discards what /up gets. The WebSocket framing inside the stream is
+// epoxy's own work (in wasm), so this is not the raw-TCP case.
+async function epoxy1Ws() {
+  const { c } = await loadEpoxy1();
+  const url = q.get("ceiling") + (dir === "up" ? "up" : "down");
+  for (let i = 0; i < streams; i++) {
+    let opened, failed;
+    const open = new Promise((ok, err) => { opened = ok; failed = err; });
+    const ws = await c.connect_ws(
+      () => opened(),
+      () => failed(new Error("connect_ws closed")),
+      (e) => failed(new Error(`connect_ws error: ${e}`)),
+      (data) => { bytes += data.byteLength ?? data.length ?? 0; },
+      url, [], location.origin,
+    );
+    await open;
+    failed = fail(`connect_ws ${i}`);
+    if (dir === "up") {
+      (async () => {
+        while (!stop) { await ws.send_binary(chunk); bytes += CHUNK; }
+      })().catch(fail(`connect_ws ${i}`));
+    }
+  }
+}
+
 try {
-  await ({ ceiling, ours, "wisp-js": wispJs })[client]();
+  await ({ ceiling, ours, "wisp-js": wispJs, epoxy2, epoxy1, "epoxy1-ws": epoxy1Ws })[client]();
   await sleep(warmup);
   await post("/mark", {});
   const b0 = bytes, t0 = performance.now();
@@ -90,9 +165,15 @@ try {
   const secs = (performance.now() - t0) / 1000;
   const mib_s = (bytes - b0) / (1 << 20) / secs;
   stop = true;
+  if (broken) throw new Error(broken);
   out.textContent = `OK ${mib_s.toFixed(1)} MiB/s`;
   await post("/report", { ok: true, mib_s });
 } catch (e) {
-  out.textContent = "ERROR " + e;
-  await post("/report", { ok: false, error: String(e && e.message || e) });
+  if (e && e.unsupported) {
+    out.textContent = "UNSUPPORTED " + e.unsupported;
+    await post("/report", { ok: false, unsupported: e.unsupported, detail: e.detail });
+  } else {
+    out.textContent = "ERROR " + e;
+    await post("/report", { ok: false, error: String(e && e.message || e) });
+  }
 }

@@ -1,10 +1,13 @@
 //! Browser clients in headless Chromium against our server: our wasm client, the wisp-js
-//! browser client, and the browser's own ceiling (a plain WebSocket carrying 60 KiB binary
-//! messages from and to this process), each downloading from a source target and uploading to
-//! a sink target for a fixed time. One Chromium per case, so its CPU is the case's alone.
+//! browser client, the epoxy-tls wasm client (the 2.x prerelease over raw TCP streams; 1.5, which
+//! has no raw TCP stream, through its WebSocket-in-Wisp path), and the browser's own ceiling (a
+//! plain WebSocket carrying 60 KiB binary messages from and to this process), each downloading
+//! from a source target and uploading to a sink target for a fixed time. One Chromium per case,
+//! so its CPU is the case's alone.
 //!
 //! The page (`bench/browser/`) reports over HTTP to this process: `POST /mark` when the
-//! measured window starts and `POST /report` with its figure when it ends.
+//! measured window starts and `POST /report` with its figure when it ends, or at once with
+//! `unsupported` when the client cannot do the case.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -40,6 +43,12 @@ pub struct BrowserArgs {
         default_value = "interop/node_modules/@mercuryworkshop/wisp-js/dist"
     )]
     wisp_js_dist: PathBuf,
+    /// The epoxy-tls 1.5 package (npm `latest`; its `pkg` directory is served).
+    #[arg(long, default_value = "interop/node_modules/epoxy-tls-1")]
+    epoxy1: PathBuf,
+    /// The epoxy-tls 2.x prerelease package (its `full` directory is served).
+    #[arg(long, default_value = "interop/node_modules/epoxy-tls-2")]
+    epoxy2: PathBuf,
     /// Chromium.
     #[arg(long, default_value = "chromium")]
     chromium: PathBuf,
@@ -49,6 +58,10 @@ pub struct BrowserArgs {
     /// Seconds measured per case.
     #[arg(long, default_value_t = 4.0)]
     duration: f64,
+    /// Only these clients (comma-separated keys: ceiling, ours, wisp-js, epoxy2, epoxy1,
+    /// epoxy1-ws); all by default.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
 }
 
 enum Event {
@@ -61,52 +74,165 @@ struct Line<'a> {
     kind: &'static str,
     client: &'a str,
     case: &'a str,
+    server: &'static str,
     mib_s: Option<f64>,
     browser_cpu_pct: Option<f64>,
+    unsupported: Option<String>,
     error: Option<String>,
 }
 
-const CLIENTS: [(&str, &str); 3] = [
-    ("ceiling", "plain WebSocket (ceiling)"),
-    ("ours", "wisp-wasm (ours)"),
-    ("wisp-js", "wisp-js 0.5.0"),
-];
+/// Which of our two servers a client runs against.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Server {
+    /// The default configuration (v2; the legacy order to clients without a subprotocol).
+    Default,
+    /// `wisp.v2_without_subprotocol = false`: plain v1 to clients without a subprotocol.
+    V1Fallback,
+}
+
+impl Server {
+    fn describe(self) -> &'static str {
+        match self {
+            Server::Default => "default",
+            Server::V1Fallback => "wisp.v2_without_subprotocol = false",
+        }
+    }
+}
+
+struct Client {
+    /// The page's `client=` key.
+    key: &'static str,
+    name: String,
+    server: Server,
+    /// Marks the row for the note under the table.
+    mark: &'static str,
+}
+
 const CASES: [(&str, usize, &str); 3] = [
     ("down", 1, "download, 1 stream"),
     ("down", 10, "download, 10 streams"),
     ("up", 1, "upload, 1 stream"),
 ];
 
+/// What one client did in one case.
+enum Outcome {
+    Figure(f64),
+    Unsupported(String),
+    Failed,
+}
+
+/// The `version` field of the package.json in `dir`.
+fn package_version(dir: &Path) -> Result<String, String> {
+    let path = dir.join("package.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    json["version"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("{}: no version", path.display()))
+}
+
 /// Runs every client in every case and prints the table.
 pub async fn run(a: BrowserArgs) -> Result<(), String> {
     let abs = |p: &Path| std::fs::canonicalize(p).map_err(|e| format!("{}: {e}", p.display()));
+    let epoxy1 = abs(&a.epoxy1)?;
+    let epoxy2 = abs(&a.epoxy2)?;
+    let v1 = package_version(&epoxy1)?;
+    let v2 = package_version(&epoxy2)?;
     let mut roots = HashMap::new();
     roots.insert("/pkg/", abs(&a.wasm_pkg)?);
     roots.insert("/wisp-js/", abs(&a.wisp_js_dist)?);
+    roots.insert("/epoxy1/", epoxy1.join("pkg"));
+    roots.insert("/epoxy2/", epoxy2.join("full"));
     roots.insert("/", abs(&a.site)?);
+    let clients: Vec<Client> = [
+        (
+            "ceiling",
+            "plain WebSocket (ceiling)".to_owned(),
+            Server::Default,
+            "",
+        ),
+        ("ours", "wisp-wasm (ours)".to_owned(), Server::Default, ""),
+        ("wisp-js", "wisp-js 0.5.0".to_owned(), Server::Default, ""),
+        (
+            "epoxy2",
+            format!("epoxy-tls {v2}, connect_tcp"),
+            Server::Default,
+            " ²",
+        ),
+        (
+            "epoxy1",
+            format!("epoxy-tls {v1}, raw TCP"),
+            Server::V1Fallback,
+            " ¹",
+        ),
+        (
+            "epoxy1-ws",
+            format!("epoxy-tls {v1}, connect_ws (WebSocket inside Wisp)"),
+            Server::V1Fallback,
+            " ¹ ³",
+        ),
+    ]
+    .into_iter()
+    .filter(|c| a.only.is_empty() || a.only.iter().any(|o| o == c.0))
+    .map(|(key, name, server, mark)| Client {
+        key,
+        name,
+        server,
+        mark,
+    })
+    .collect();
+
     let source = procs::helper(&["target", "source"], "source target").await?;
     let sink = procs::helper(&["target", "sink"], "sink target").await?;
-    let server = procs::our_server(&abs(&a.server_bin)?, "").await?;
+    let bin = abs(&a.server_bin)?;
+    let server = procs::our_server(&bin, "").await?;
+    // The text is appended after the [limits] table, so a table of its own may follow.
+    let v1_fallback = if clients.iter().any(|c| c.server == Server::V1Fallback) {
+        Some(procs::our_server(&bin, "\n[wisp]\nv2_without_subprotocol = false").await?)
+    } else {
+        None
+    };
     let (tx, mut rx) = mpsc::channel(16);
     let http = spawn_http(Arc::new(roots), tx).await?;
     let ceiling = spawn_ceiling().await?;
 
-    let mut figures: HashMap<(&str, usize), f64> = HashMap::new();
+    let mut outcomes: HashMap<(&str, usize), Outcome> = HashMap::new();
     let mut cpu: HashMap<(&str, usize), f64> = HashMap::new();
+    let mut details: Vec<String> = Vec::new();
     for (ci, (dir, streams, case)) in CASES.iter().enumerate() {
-        for (client, name) in CLIENTS {
+        for c in &clients {
+            let client = c.key;
             if client == "ceiling" && *streams > 1 {
                 continue; // one WebSocket is the ceiling of any number of streams over it
             }
+            // A client that said it cannot do a case of this direction is not asked again.
+            let earlier = CASES[..ci]
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| e.0 == *dir)
+                .find_map(|(ei, _)| match outcomes.get(&(client, ei)) {
+                    Some(Outcome::Unsupported(r)) => Some(r.clone()),
+                    _ => None,
+                });
+            if let Some(reason) = earlier {
+                record(c, case, None, None, Some(reason.clone()), None);
+                outcomes.insert((client, ci), Outcome::Unsupported(reason));
+                continue;
+            }
+            let wisp_url = match c.server {
+                Server::Default => &server.url,
+                Server::V1Fallback => &v1_fallback.as_ref().expect("started above").url,
+            };
             let url = format!(
-                "http://{http}/?client={client}&dir={dir}&streams={streams}&ws={}&ceiling=ws://{ceiling}/&source={}&sink={}&warmup={}&duration={}",
-                server.url,
+                "http://{http}/?client={client}&dir={dir}&streams={streams}&ws={wisp_url}&ceiling=ws://{ceiling}/&source={}&sink={}&warmup={}&duration={}",
                 source.addr().port(),
                 sink.addr().port(),
                 a.warmup,
                 a.duration
             );
-            eprint!("\r\x1b[Kbrowser: {name}, {case}");
+            eprint!("\r\x1b[Kbrowser: {}, {case}", c.name);
             let profile = tempfile::tempdir().map_err(|e| e.to_string())?;
             let browser = procs::chromium(&a.chromium, &url, profile.path())?;
             let pid = browser.pid();
@@ -125,7 +251,8 @@ pub async fn run(a: BrowserArgs) -> Result<(), String> {
             drop(browser);
             let (value, usage) = outcome.unwrap_or((serde_json::Value::Null, None));
             let mib_s = value["mib_s"].as_f64().filter(|_| value["ok"] == true);
-            let error = if mib_s.is_none() {
+            let unsupported = value["unsupported"].as_str().map(str::to_owned);
+            let error = if mib_s.is_none() && unsupported.is_none() {
                 Some(
                     value["error"]
                         .as_str()
@@ -136,19 +263,29 @@ pub async fn run(a: BrowserArgs) -> Result<(), String> {
                 None
             };
             if let Some(e) = &error {
-                eprintln!("\rbrowser: {name}, {case}: {e}");
+                eprintln!("\rbrowser: {}, {case}: {e}", c.name);
             }
-            report::record(&Line {
-                kind: "browser",
-                client: name,
+            if let Some(d) = value["detail"].as_str() {
+                let d = format!("{}: {d}", c.name);
+                if !details.contains(&d) {
+                    details.push(d);
+                }
+            }
+            let usage = usage.filter(|_| mib_s.is_some());
+            record(
+                c,
                 case,
                 mib_s,
-                browser_cpu_pct: usage.map(|u| u.cpu_pct),
+                usage.as_ref().map(|u| u.cpu_pct),
+                unsupported.clone(),
                 error,
-            });
-            if let Some(v) = mib_s {
-                figures.insert((client, ci), v);
-            }
+            );
+            let o = match (mib_s, unsupported) {
+                (Some(v), _) => Outcome::Figure(v),
+                (None, Some(r)) => Outcome::Unsupported(r),
+                (None, None) => Outcome::Failed,
+            };
+            outcomes.insert((client, ci), o);
             if let Some(u) = usage {
                 cpu.insert((client, ci), u.cpu_pct);
             }
@@ -167,28 +304,37 @@ pub async fn run(a: BrowserArgs) -> Result<(), String> {
     head.extend(CASES.iter().map(|c| c.2.to_owned()));
     let head_ref: Vec<&str> = head.iter().map(String::as_str).collect();
     let mut t = Table::new(&head_ref);
-    for (client, name) in CLIENTS {
-        let mut cells = vec![name.to_owned()];
+    let figure = |client: &str, ci: usize| match outcomes.get(&(client, ci)) {
+        Some(Outcome::Figure(v)) => Some(*v),
+        _ => None,
+    };
+    for c in &clients {
+        let client = c.key;
+        let mut cells = vec![format!("{}{}", c.name, c.mark)];
         for (ci, (dir, _, _)) in CASES.iter().enumerate() {
-            let v = figures.get(&(client, ci)).copied();
+            let v = figure(client, ci);
             let ceil_ci = CASES
                 .iter()
-                .position(|c| c.0 == *dir && c.1 == 1)
+                .position(|e| e.0 == *dir && e.1 == 1)
                 .unwrap_or(0);
-            let ceil = figures.get(&("ceiling", ceil_ci)).copied();
-            let ours = figures.get(&("ours", ci)).copied();
+            let ceil = figure("ceiling", ceil_ci);
+            let ours = figure("ours", ci);
             let mut notes = Vec::new();
             if client != "ceiling" && v.is_some() {
                 notes.push(format!("{} of ceiling", ratio(v, ceil)));
             }
-            if client == "wisp-js" && v.is_some() {
+            if client != "ceiling" && client != "ours" && v.is_some() {
                 notes.push(format!("ours {}", ratio(ours, v)));
             }
-            if let Some(c) = cpu.get(&(client, ci)) {
-                notes.push(format!("CPU {c:.0}%"));
+            if let Some(u) = cpu.get(&(client, ci)) {
+                notes.push(format!("CPU {u:.0}%"));
             }
             let cell = if client == "ceiling" && ci == 1 {
                 "(as 1 stream)".to_owned()
+            } else if let Some(Outcome::Unsupported(r)) = outcomes.get(&(client, ci)) {
+                format!("n/a: {r}")
+            } else if let Some(Outcome::Failed) = outcomes.get(&(client, ci)) {
+                "failed (see log)".to_owned()
             } else if notes.is_empty() {
                 num(v)
             } else {
@@ -199,7 +345,49 @@ pub async fn run(a: BrowserArgs) -> Result<(), String> {
         t.row(cells);
     }
     t.print();
+    let marks: String = clients.iter().map(|c| c.mark).collect();
+    if marks.contains('¹') {
+        println!(
+            "¹ epoxy-tls {v1} runs against a second wisp-server with `wisp.v2_without_subprotocol = false` (plain v1 to clients without `Sec-WebSocket-Protocol`): against the default server it ends its multiplexor on the INFO that follows CONTINUE (the legacy v2 order) and never recovers. The others run against the default server.\n"
+        );
+    }
+    if marks.contains('²') {
+        println!(
+            "² epoxy-tls {v2} with `wisp_v2 = true` offers a subprotocol, so the default server answers it in the draft-6 v2 order; `connect_tcp(\"tcp://127.0.0.1:PORT\")` gives a ReadableStream/WritableStream pair.\n"
+        );
+    }
+    if marks.contains('³') {
+        println!(
+            "³ Not the raw-TCP case: `connect_ws` opens a plain `ws://` WebSocket inside one Wisp TCP stream to the ceiling's WebSocket server (60 KiB messages), so epoxy also parses (download) or builds and masks (upload) WebSocket frames in wasm; \"ours\" is our client over raw TCP streams.\n"
+        );
+    }
+    for d in &details {
+        println!("- {d}");
+    }
+    if !details.is_empty() {
+        println!();
+    }
     Ok(())
+}
+
+fn record(
+    c: &Client,
+    case: &str,
+    mib_s: Option<f64>,
+    browser_cpu_pct: Option<f64>,
+    unsupported: Option<String>,
+    error: Option<String>,
+) {
+    report::record(&Line {
+        kind: "browser",
+        client: &c.name,
+        case,
+        server: c.server.describe(),
+        mib_s,
+        browser_cpu_pct,
+        unsupported,
+        error,
+    });
 }
 
 /// The page's HTTP server: static files from `roots` (longest prefix first) and the two
