@@ -70,6 +70,7 @@
 
 #![warn(missing_docs)]
 
+mod data_buf;
 mod error;
 pub mod extensions;
 pub mod handshake;
@@ -78,6 +79,7 @@ pub mod packet;
 pub mod stream;
 pub mod ws;
 
+pub use data_buf::DataBuf;
 pub use error::WispError;
 pub use handshake::WispV2Handshake;
 pub use mux::{ClientMux, MultiplexorActorFuture, MuxOptions, MuxResult, ServerMux};

@@ -17,9 +17,11 @@ use std::task::{Context, Poll};
 use bytes::{Buf, Bytes};
 use futures::{AsyncBufRead, AsyncRead, AsyncWrite, Sink, Stream};
 
+use crate::data_buf::DataBuf;
+use crate::mux::data_packets::DataPackets;
 use crate::mux::state::SlotId;
 use crate::mux::Shared;
-use crate::packet::CloseReason;
+use crate::packet::{CloseReason, StreamType};
 use crate::WispError;
 
 /// The part every handle of a stream holds.
@@ -28,6 +30,8 @@ struct Handle {
     shared: Arc<Shared>,
     slot: SlotId,
     wire_id: u32,
+    /// UDP: each payload is one datagram, never split.
+    datagram: bool,
 }
 
 impl Handle {
@@ -48,11 +52,12 @@ pub struct MuxStream<W> {
 }
 
 impl<W> MuxStream<W> {
-    pub(crate) fn new(shared: Arc<Shared>, slot: SlotId, wire_id: u32) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, slot: SlotId, wire_id: u32, kind: StreamType) -> Self {
         let handle = Handle {
             shared,
             slot,
             wire_id,
+            datagram: kind == StreamType::Udp,
         };
         Self {
             read: MuxStreamRead {
@@ -69,6 +74,11 @@ impl<W> MuxStream<W> {
     /// The stream ID on the wire.
     pub fn get_stream_id(&self) -> u32 {
         self.read.handle.wire_id
+    }
+
+    /// See [`MuxStreamWrite::feed_buf`].
+    pub async fn feed_buf(&mut self, buf: DataBuf) -> Result<(), WispError> {
+        self.write.feed_buf(buf).await
     }
 
     /// Why the stream closed, once it has.
@@ -209,8 +219,7 @@ impl<W> Sink<Bytes> for MuxStreamWrite<W> {
     }
 
     fn start_send(self: Pin<&mut Self>, item: Bytes) -> Result<(), WispError> {
-        let h = &self.handle;
-        h.shared.with(|state, w| state.write(h.slot, item, w))
+        self.get_mut().start_send_slice(&item)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WispError>> {
@@ -226,6 +235,32 @@ impl<W> Sink<Bytes> for MuxStreamWrite<W> {
             Err(e) => return Poll::Ready(Err(e)),
         }
         self.poll_flush(cx)
+    }
+}
+
+impl<W> MuxStreamWrite<W> {
+    /// Like `SinkExt::feed` for a payload read into a [`DataBuf`]: waits while the stream's
+    /// send queue is full, then queues the packet built around the buffer, without copying the
+    /// payload (one over [`MAX_DATA_PAYLOAD`](crate::packet::MAX_DATA_PAYLOAD) is copied into
+    /// several packets). As with `feed`, the actor sends it without a flush.
+    pub async fn feed_buf(&mut self, buf: DataBuf) -> Result<(), WispError> {
+        futures::future::poll_fn(|cx| Sink::<Bytes>::poll_ready(Pin::new(&mut *self), cx)).await?;
+        self.start_send_buf(buf)
+    }
+
+    /// Queues the packet built around `buf` without waiting; the `start_send` of
+    /// [`feed_buf`](Self::feed_buf), for callers that polled `poll_ready` themselves.
+    pub fn start_send_buf(&mut self, buf: DataBuf) -> Result<(), WispError> {
+        let h = &self.handle;
+        let packets = DataPackets::framed(h.wire_id, buf, h.datagram)?;
+        h.shared.with(|state, w| state.write(h.slot, packets, w))
+    }
+
+    /// Queues `payload`, copied once into its packets.
+    fn start_send_slice(&mut self, payload: &[u8]) -> Result<(), WispError> {
+        let h = &self.handle;
+        let packets = DataPackets::copy(h.wire_id, payload, h.datagram)?;
+        h.shared.with(|state, w| state.write(h.slot, packets, w))
     }
 }
 
@@ -344,9 +379,8 @@ impl<W> AsyncWrite for MuxStreamAsyncRW<W> {
     ) -> Poll<io::Result<usize>> {
         let write = Pin::new(&mut self.stream.write);
         futures::ready!(write.poll_ready(cx)).map_err(io_error)?;
-        Pin::new(&mut self.stream.write)
-            .start_send(Bytes::copy_from_slice(buf))
-            .map_err(io_error)?;
+        // Straight into the packets: one copy, where `start_send(Bytes)` would make two.
+        self.stream.write.start_send_slice(buf).map_err(io_error)?;
         Poll::Ready(Ok(buf.len()))
     }
 

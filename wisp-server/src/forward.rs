@@ -1,8 +1,9 @@
 //! One stream: connect its target under the policy, then copy both ways until either end
 //! finishes, and close the stream with the reason that says what happened.
 //!
-//! Reads from a TCP target go into buffers of up to [`CHUNK`] bytes that are handed to the mux
-//! as they are, so a bulk transfer becomes large DATA packets without a copy. Data from the
+//! Reads from a TCP target go into buffers of up to [`CHUNK`] bytes, behind room for the DATA
+//! packet's header ([`DataBuf`]), and are handed to the mux as they are: a bulk transfer becomes
+//! large DATA packets without a copy. Data from the
 //! client is written to the socket before the next packet is taken from the mux; the mux
 //! returns credit as packets are taken, so credit follows what the target has accepted.
 
@@ -11,12 +12,12 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use wisp_core::stream::{MuxStreamRead, MuxStreamWrite};
-use wisp_core::{CloseReason, ConnectPacket, StreamType, WispError};
+use wisp_core::{CloseReason, ConnectPacket, DataBuf, StreamType, WispError};
 
 use crate::resolve::{self, io_reason, Target};
 use crate::server::Ctx;
@@ -184,18 +185,18 @@ async fn tcp_copy<W>(
     };
     let down = async {
         loop {
-            let mut buf = BytesMut::with_capacity(CHUNK);
-            match target_rd.read_buf(&mut buf).await {
+            let mut buf = DataBuf::with_capacity(CHUNK);
+            match target_rd.read_buf(buf.buf_mut()).await {
                 Ok(0) => return End::TargetEof,
                 Ok(n) => {
-                    // `feed`, not `send`: it waits only while the stream's send queue is full
+                    // `feed_buf` is a `feed`, not a `send`: it waits only while the stream's send queue is full
                     // (`stream_send_buffer`), where `send` would also wait for the actor to
                     // take this packet before the next read from the target. With `send` each
                     // stream had one packet in flight between target and WebSocket, so the
                     // target read, the actor's write and the wake-ups between them ran in
                     // lock step. Nothing needs a flush here: the actor sends whatever is
                     // queued, and a close is queued behind the data.
-                    if sink.feed(buf.freeze()).await.is_err() {
+                    if sink.feed_buf(buf).await.is_err() {
                         return End::ClientLost;
                     }
                     activity.to_client(n);

@@ -22,6 +22,12 @@ const BATCH: usize = 32;
 /// How many messages or packets the actor handles in one poll before it yields, so that a busy
 /// connection cannot starve other tasks on the same executor thread.
 const BUDGET: usize = 256;
+/// How many message bytes the actor reads in one poll before it yields. Past this, the stream
+/// readers it has woken get to run while the data is still in the CPU cache. Without it the actor
+/// read up to `BUDGET` messages (16 MiB at 64 KiB) ahead of them, every queue stayed at its cap,
+/// and each payload was cold by the time it was written on: with 5 connections of 10 bulk
+/// streams the server moved about 30 % less data per CPU-second (measured with wisp-bench).
+const READ_BYTES_PER_POLL: usize = 1024 * 1024;
 
 enum Phase {
     Running,
@@ -45,6 +51,8 @@ pub struct MultiplexorActorFuture<R, W> {
     outbox: VecDeque<Bytes>,
     unflushed: bool,
     phase: Phase,
+    /// Set by `poll_read` when it stopped at `READ_BYTES_PER_POLL`: the actor yields.
+    read_budget_spent: bool,
 }
 
 impl<R: TransportRead, W: TransportWrite> MultiplexorActorFuture<R, W> {
@@ -56,6 +64,7 @@ impl<R: TransportRead, W: TransportWrite> MultiplexorActorFuture<R, W> {
             outbox: VecDeque::new(),
             unflushed: false,
             phase: Phase::Running,
+            read_budget_spent: false,
         }
     }
 
@@ -117,12 +126,18 @@ impl<R: TransportRead, W: TransportWrite> MultiplexorActorFuture<R, W> {
     /// Reads what the transport has. Ready(Ok(true)) when something was read.
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Result<bool, ReadEnd>> {
         let mut read = false;
+        let mut bytes = 0usize;
         for _ in 0..BUDGET {
+            if bytes >= READ_BYTES_PER_POLL {
+                self.read_budget_spent = true;
+                return Poll::Ready(Ok(read));
+            }
             if self.shared.lock().read_paused() {
                 return Poll::Ready(Ok(read));
             }
             match Pin::new(&mut self.rx).poll_next(cx) {
                 Poll::Ready(Some(Ok(message))) => {
+                    bytes += message.len();
                     let mut w = Wakes::default();
                     let result = {
                         let mut state = self.shared.lock();
@@ -235,6 +250,11 @@ impl<R: TransportRead, W: TransportWrite> Future for MultiplexorActorFuture<R, W
                 }
                 Poll::Pending => false,
             };
+            if std::mem::take(&mut this.read_budget_spent) {
+                // Yield at once (see READ_BYTES_PER_POLL); more is waiting.
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
             if !wrote && !read {
                 return Poll::Pending;
             }

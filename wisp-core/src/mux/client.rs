@@ -81,7 +81,7 @@ impl<W: TransportWrite> ClientMux<W> {
             .shared
             .with(|state, w| state.open(stream_type, host.as_ref(), port, w))?;
         let wire_id = self.shared.lock().wire_id(slot);
-        let stream = MuxStream::new(self.shared.clone(), slot, wire_id);
+        let stream = MuxStream::new(self.shared.clone(), slot, wire_id, stream_type);
         futures::future::poll_fn(|cx| self.shared.lock().poll_opened(slot, cx)).await?;
         Ok(stream)
     }

@@ -2,6 +2,7 @@
 
 mod actor;
 mod client;
+pub(crate) mod data_packets;
 mod options;
 mod server;
 pub(crate) mod state;

@@ -79,7 +79,8 @@ impl<W: TransportWrite> ServerMux<W> {
         let (connect, slot) =
             futures::future::poll_fn(|cx| self.shared.lock().poll_accept(cx)).await?;
         let wire_id = self.shared.lock().wire_id(slot);
-        Some((connect, MuxStream::new(self.shared.clone(), slot, wire_id)))
+        let stream = MuxStream::new(self.shared.clone(), slot, wire_id, connect.stream_type);
+        Some((connect, stream))
     }
 
     /// The IDs of the extensions both sides agreed on.

@@ -43,11 +43,10 @@ use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 
+use super::data_packets::DataPackets;
 use super::options::MuxOptions;
 use super::wakes::{register, Wakes};
-use crate::packet::{
-    self, CloseReason, ConnectPacket, PacketType, RawPacket, StreamType, MAX_DATA_PAYLOAD,
-};
+use crate::packet::{self, CloseReason, ConnectPacket, PacketType, RawPacket, StreamType};
 use crate::{Role, WispError};
 
 pub(crate) type SlotId = u64;
@@ -733,10 +732,11 @@ impl ConnState {
         Poll::Ready(Ok(()))
     }
 
+    /// Queues DATA packets that the writer encoded outside the lock (see `DataPackets`).
     pub(crate) fn write(
         &mut self,
         slot_id: SlotId,
-        data: Bytes,
+        packets: DataPackets,
         w: &mut Wakes,
     ) -> Result<(), WispError> {
         self.confirm(slot_id, w);
@@ -746,12 +746,7 @@ impl ConnState {
         if s.finished() {
             return Err(WispError::StreamAlreadyClosed);
         }
-        let wire_id = s.wire_id;
-        if s.kind == StreamType::Udp {
-            if data.len() > MAX_DATA_PAYLOAD {
-                return Err(WispError::DatagramTooLarge(data.len()));
-            }
-            let bytes = packet::encode_data(wire_id, &data);
+        for bytes in packets {
             self.enqueue(
                 slot_id,
                 Out {
@@ -760,18 +755,6 @@ impl ConnState {
                 },
                 w,
             );
-        } else {
-            for chunk in data.chunks(MAX_DATA_PAYLOAD) {
-                let bytes = packet::encode_data(wire_id, chunk);
-                self.enqueue(
-                    slot_id,
-                    Out {
-                        bytes,
-                        kind: OutKind::Data,
-                    },
-                    w,
-                );
-            }
         }
         Ok(())
     }
