@@ -253,7 +253,7 @@ impl Policy {
         host: &str,
         port: u16,
     ) -> Result<(), CloseReason> {
-        if port == 0 || host.is_empty() || host.len() > 253 + 2 {
+        if port == 0 || host.is_empty() || host.len() > 253 + 2 || !well_formed_host(host) {
             return Err(CloseReason::ServerStreamInvalidInfo);
         }
         match kind {
@@ -300,6 +300,24 @@ impl Policy {
             }
         }
     }
+}
+
+/// Whether `host` can name a target at all: an IP address (IPv6 with both brackets or none), or
+/// a name whose labels are 1 to 63 bytes (one trailing dot allowed). Anything else is refused as
+/// invalid (0x41) before the resolver sees it, rather than reported as unreachable (0x42) or read
+/// leniently (`[::1` as `::1`).
+fn well_formed_host(host: &str) -> bool {
+    if host.starts_with('[') || host.ends_with(']') {
+        return host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .is_some_and(|inner| inner.parse::<std::net::Ipv6Addr>().is_ok());
+    }
+    if host.parse::<IpAddr>().is_ok() {
+        return true;
+    }
+    let name = host.strip_suffix('.').unwrap_or(host);
+    name.split('.').all(|label| (1..=63).contains(&label.len()))
 }
 
 /// Lower case, no trailing dot, no IPv6 brackets.
@@ -431,5 +449,41 @@ mod tests {
             strict().check_request(StreamType::Tcp, "example.com", 25),
             blocked
         );
+    }
+
+    #[test]
+    fn malformed_hosts_are_invalid_before_resolving() {
+        let p = Policy::new(&PolicyConfig::default());
+        let invalid = Err(CloseReason::ServerStreamInvalidInfo);
+        let label64 = "a".repeat(64);
+        for host in [
+            "[::1",
+            "::1]",
+            "[127.0.0.1]",
+            "[]",
+            "a..b",
+            ".a",
+            "..",
+            label64.as_str(),
+            &format!("x.{label64}.test"),
+        ] {
+            assert_eq!(
+                p.check_request(StreamType::Tcp, host, 80),
+                invalid,
+                "{host}"
+            );
+        }
+        let label63 = "a".repeat(63);
+        for host in [
+            "[::1]",
+            "::1",
+            "127.0.0.1",
+            "example.com",
+            "example.com.",
+            "localhost",
+            label63.as_str(),
+        ] {
+            assert_eq!(p.check_request(StreamType::Tcp, host, 80), Ok(()), "{host}");
+        }
     }
 }

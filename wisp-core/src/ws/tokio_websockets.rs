@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 
 use futures::{Sink, Stream, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_websockets::{Message, WebSocketStream};
+use tokio_websockets::{CloseCode, Message, WebSocketStream};
 
 use super::{Payload, TransportExt};
 use crate::WispError;
@@ -76,6 +76,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for TokioWebsocketsRead<S> {
             }
             let message = match futures::ready!(ws.poll_next_unpin(cx)) {
                 None => return Poll::Ready(None),
+                Some(Err(e @ tokio_websockets::Error::PayloadTooLong { .. })) => {
+                    // A message over the limit in fragments. tokio-websockets closes with 1009
+                    // when one frame is over the limit, but reports this case without closing,
+                    // and the close that follows would say 1000. Queue the 1009 now; closing the
+                    // transport flushes it.
+                    let too_big =
+                        Message::close(Some(CloseCode::MESSAGE_TOO_BIG), "message too big");
+                    let _ = Pin::new(&mut *ws).start_send(too_big);
+                    return Poll::Ready(Some(Err(WispError::ws(e))));
+                }
                 Some(Err(e)) => return Poll::Ready(Some(Err(WispError::ws(e)))),
                 Some(Ok(message)) => message,
             };
