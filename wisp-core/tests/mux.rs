@@ -13,8 +13,8 @@ use wisp_core::packet::RawPacket;
 use wisp_core::stream::MuxStream;
 use wisp_core::ws::memory::{duplex, MemoryRead, MemoryWrite};
 use wisp_core::{
-    ClientMux, CloseReason, MuxOptions, Packet, PacketType, ServerMux, StreamType, WispError,
-    WispV2Handshake,
+    ClientMux, CloseReason, DataBuf, MuxOptions, Packet, PacketType, ServerMux, StreamType,
+    WispError, WispV2Handshake,
 };
 
 type Server = ServerMux<MemoryWrite>;
@@ -498,6 +498,42 @@ async fn udp_keeps_datagram_boundaries_and_needs_the_extension_in_v2() {
         assert!(matches!(
             client.new_stream(StreamType::Udp, "u", 53).await,
             Err(WispError::UdpNotSupported)
+        ));
+    })
+    .await;
+}
+
+/// Payloads sent from a `DataBuf` arrive byte-exact: one packet when they fit, several when they
+/// do not (TCP), one datagram or `DatagramTooLarge` (UDP).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payloads_from_a_data_buf_arrive_intact() {
+    bounded(async {
+        let (server, client) = v1_pair(4, 16).await;
+        spawn_echo_server(server);
+        let mut tcp = client.new_stream(StreamType::Tcp, "t", 1).await.unwrap();
+        for n in [1usize, 65_530, 65_531, 200_000] {
+            let mut buf = DataBuf::with_capacity(1024);
+            buf.buf_mut().extend_from_slice(&pattern(n, n));
+            tcp.feed_buf(buf).await.unwrap();
+            let mut got = Vec::new();
+            while got.len() < n {
+                got.extend_from_slice(&tcp.next().await.unwrap().unwrap());
+            }
+            assert_eq!(got, pattern(n, n), "{n} bytes");
+        }
+        let mut udp = client.new_stream(StreamType::Udp, "u", 53).await.unwrap();
+        for n in [0usize, 65_530] {
+            udp.feed_buf(DataBuf::from(&pattern(n, n)[..]))
+                .await
+                .unwrap();
+            assert_eq!(
+                udp.next().await.unwrap().unwrap(),
+                Bytes::from(pattern(n, n))
+            );
+        }
+        assert!(matches!(
+            udp.feed_buf(DataBuf::from(&[0u8; 65_531][..])).await,
+            Err(WispError::DatagramTooLarge(65_531))
         ));
     })
     .await;
