@@ -76,8 +76,8 @@ impl Stream for ReadAdapter {
             return Poll::Ready(None);
         }
         match futures::ready!(Pin::new(&mut this.read).poll_next(cx)) {
-            // Copied out of wasm memory: a chunk handed to JS must own its buffer.
-            Some(Ok(bytes)) => Poll::Ready(Some(Ok(Uint8Array::from(&bytes[..]).into()))),
+            // A view of the WebSocket message it arrived in, not a copy (see `js_chunk`).
+            Some(Ok(bytes)) => Poll::Ready(Some(Ok(crate::transport::js_chunk(&bytes).into()))),
             Some(Err(e)) => {
                 this.done = true;
                 let reason = this.read.get_close_reason();

@@ -562,6 +562,40 @@ async fn paused_reader_gets_every_byte_in_order() {
 }
 
 #[wasm_bindgen_test]
+async fn chunks_belong_to_the_page_to_mutate_and_transfer() {
+    // Chunks may be views of the WebSocket message they arrived in: the page owns them, so
+    // zeroing one or transferring its buffer away must not touch any other chunk.
+    const TOTAL: usize = 2 * 1024 * 1024;
+    let client = connect_ok(open_url(), obj(&[])).await;
+    let stream = open_tcp_ok(&client, source_port()).await;
+    ask_source(&stream, TOTAL as u32).await;
+    let r = reader(&stream);
+    let structured_clone: Function = get(&js_sys::global(), "structuredClone").unchecked_into();
+    let mut at = 0;
+    while at < TOTAL {
+        let result = within(10_000, "read", JsFuture::from(r.read()))
+            .await
+            .unwrap_or_else(|e| panic!("read failed after {at} bytes: {}", describe(&e)));
+        assert_ne!(get(&result, "done").as_bool(), Some(true), "ended at {at}");
+        let chunk: Uint8Array = get(&result, "value").unchecked_into();
+        let bytes = chunk.to_vec();
+        if let Some(i) = (0..bytes.len()).find(|&i| bytes[i] != source_byte(at + i)) {
+            panic!("byte {} wrong", at + i);
+        }
+        at += bytes.len();
+        chunk.fill(0, 0, chunk.length());
+        let buffer = chunk.buffer();
+        let options = obj(&[("transfer", Array::of1(&buffer).into())]);
+        structured_clone
+            .call2(&JsValue::UNDEFINED, &buffer, &options)
+            .expect("a chunk's buffer can be transferred");
+        assert_eq!(chunk.length(), 0, "the transferred chunk is detached");
+    }
+    assert_eq!(at, TOTAL);
+    client.close();
+}
+
+#[wasm_bindgen_test]
 async fn stopped_reader_is_closed_with_0x81_others_carry_on() {
     const CAP: usize = 1024 * 1024;
     stopped_reader(obj(&[("streamBufferBytes", CAP.into())]), CAP).await;
