@@ -244,7 +244,8 @@ impl WispClient {
             watch,
         });
         let weak = Rc::downgrade(&inner);
-        wasm_bindgen_futures::spawn_local(async move {
+        // On the receive path's executor: a message event runs the actor at once.
+        crate::executor::spawn(async move {
             let result = actor.await;
             let Some(inner) = weak.upgrade() else { return };
             inner.ended.set(true);

@@ -24,6 +24,8 @@
 
 mod client;
 mod error;
+mod executor;
+mod source;
 mod stream;
 pub mod transport;
 

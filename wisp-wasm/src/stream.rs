@@ -10,7 +10,7 @@ use futures::{SinkExt, Stream};
 use js_sys::{ArrayBuffer, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_streams::{ReadableStream, WritableStream};
+use wasm_streams::WritableStream;
 use wisp_core::stream::{MuxStreamCloser, MuxStreamRead};
 use wisp_core::{CloseReason, WispError};
 
@@ -159,12 +159,11 @@ impl WispStream {
             closed: Settle::new(),
             local_close: Cell::new(false),
         });
-        let readable = ReadableStream::from_stream(ReadAdapter {
+        let readable = crate::source::readable_stream(ReadAdapter {
             read,
             state: state.clone(),
             done: false,
         })
-        .into_raw()
         .unchecked_into();
         let st = state.clone();
         let sink = write

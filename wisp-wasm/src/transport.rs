@@ -30,6 +30,8 @@ use wasm_bindgen::JsCast;
 use web_sys::{BinaryType, CloseEvent, Event, MessageEvent, WebSocket};
 use wisp_core::WispError;
 
+use crate::executor;
+
 /// Bytes the browser may hold in `bufferedAmount` before sends wait.
 pub const SEND_HIGH_WATER_MARK: u32 = 1024 * 1024;
 /// How long to wait before re-checking `bufferedAmount`, in milliseconds.
@@ -121,6 +123,22 @@ fn wake(w: Option<Waker>) {
     }
 }
 
+/// A `message` event: queue the message for the multiplexer and wake it. Inside
+/// [`executor::callback`], so that the multiplexer handles it at once.
+fn on_message(weak: &Weak<RefCell<Inner>>, e: MessageEvent) {
+    let Some(s) = weak.upgrade() else { return };
+    let item = match e.data().dyn_into::<ArrayBuffer>() {
+        Ok(buf) => Ok(received(buf)),
+        Err(_) => Err(WispError::WsFrameInvalidType),
+    };
+    let w = {
+        let mut i = s.borrow_mut();
+        i.queue.push_back(item);
+        i.read_waker.take()
+    };
+    wake(w);
+}
+
 fn install(shared: &Shared) {
     let weak: Weak<RefCell<Inner>> = Rc::downgrade(shared);
     let on_open = {
@@ -140,18 +158,7 @@ fn install(shared: &Shared) {
     let on_message = {
         let weak = weak.clone();
         Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
-            let Some(s) = weak.upgrade() else { return };
-            let data = e.data();
-            let item = match data.dyn_into::<ArrayBuffer>() {
-                Ok(buf) => Ok(received(buf)),
-                Err(_) => Err(WispError::WsFrameInvalidType),
-            };
-            let w = {
-                let mut i = s.borrow_mut();
-                i.queue.push_back(item);
-                i.read_waker.take()
-            };
-            wake(w);
+            executor::callback(|| on_message(&weak, e))
         })
     };
     let on_error = {
