@@ -5,7 +5,7 @@
 //!
 //! - Receiving: each message is copied once out of its `ArrayBuffer` into a [`Bytes`]; the
 //!   multiplexer then hands out slices of it without further copies, and a stream hands its
-//!   payload to the page as a view of the original `ArrayBuffer` ([`js_chunk`]), not as a new
+//!   payload to the page as a view of the original `ArrayBuffer` (`js_chunk`), not as a new
 //!   copy. The browser's `WebSocket` has no receive backpressure, so the queue here is drained
 //!   by the multiplexer as fast as it runs; the per-stream and per-connection bounds live in the
 //!   multiplexer.
