@@ -263,7 +263,9 @@ fn received(buf: ArrayBuffer) -> Bytes {
 /// `ArrayBuffer` lands on fresh pages (one page fault per 4 KiB, about 256 per MiB), so a copy
 /// out of wasm memory cost far more than the copy in, and doubled the page faults of the
 /// renderer's main thread. The view costs neither. Each `ArrayBuffer` is handed out at most once
-/// (the page may transfer or mutate it); anything else is copied.
+/// (the page may transfer or mutate it); anything else is copied. The price: until the page reads
+/// it, a received message is held twice, in wasm memory and as its `ArrayBuffer` (so a stream's
+/// `streamBufferBytes` of unread data takes up to twice that much memory).
 pub(crate) fn js_chunk(bytes: &Bytes) -> Uint8Array {
     if bytes.is_empty() {
         return Uint8Array::new_with_length(0);
