@@ -9,20 +9,8 @@
 # Honours CARGO_TARGET_DIR.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-export CARGO_TARGET_DIR=$TARGET_DIR
-
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  # Chromium may still be writing its profile as it dies; a leftover temp dir is no failure.
-  rm -rf "$WORK" 2>/dev/null || true
-}
-trap cleanup EXIT
+# shellcheck source=lib/browser-test-env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/browser-test-env.sh"
 
 echo "== building wisp-server"
 cargo build -q -p wisp-server
