@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::binary::{binary_config, Binary};
-use common::bystander::{Source, Verifier};
+use common::bystander::{echo_checksummed, Source, Verifier};
 use common::raw::*;
 use common::*;
 use futures::{SinkExt, StreamExt};
@@ -37,39 +37,10 @@ async fn echo_stream(
     until: tokio::time::Instant,
     chunk: usize,
 ) -> Result<u64, String> {
-    let (mut rx, mut tx) = stream.into_split();
-    let sent = Arc::new(AtomicU64::new(u64::MAX));
-    let sent_w = sent.clone();
-    let writer = async move {
-        let mut src = Source::new(seed);
-        while tokio::time::Instant::now() < until {
-            if tx.send(src.take(chunk)).await.is_err() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        sent_w.store(src.bytes, Relaxed);
-        tx
-    };
-    let reader = async {
-        let mut v = Verifier::new(seed);
-        while v.bytes != sent.load(Relaxed) {
-            match tokio::time::timeout(Duration::from_millis(200), rx.next()).await {
-                Ok(Some(Ok(b))) => v.check(&b),
-                Ok(other) => {
-                    return Err(format!(
-                        "ended after {} bytes: {other:?} {:?}",
-                        v.bytes,
-                        rx.get_close_reason()
-                    ))
-                }
-                Err(_) => {}
-            }
-        }
-        Ok(v.bytes)
-    };
-    let (_tx, r) = tokio::join!(writer, reader);
-    r
+    let stop = move || tokio::time::Instant::now() >= until;
+    echo_checksummed(stream, seed, || chunk, Duration::from_millis(5), stop)
+        .await
+        .map(|v| v.bytes)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -132,6 +132,51 @@ impl Source {
     }
 }
 
+/// Writes the checksummed sequence of `seed` on `stream` in chunks of `chunk()` bytes, pausing
+/// `pause` between them, until `stop()` says so or a write fails; then waits for the echo of every
+/// byte written and checks each one. Returns the verifier, or how the stream ended early.
+pub async fn echo_checksummed(
+    stream: wisp_core::stream::MuxStream<W>,
+    seed: u64,
+    mut chunk: impl FnMut() -> usize,
+    pause: Duration,
+    stop: impl Fn() -> bool,
+) -> Result<Verifier, String> {
+    let (mut rx, mut tx) = stream.into_split();
+    let sent = Arc::new(AtomicU64::new(u64::MAX));
+    let sent_w = sent.clone();
+    let writer = async move {
+        let mut src = Source::new(seed);
+        while !stop() {
+            if tx.send(src.take(chunk())).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(pause).await;
+        }
+        sent_w.store(src.bytes, Relaxed);
+        tx
+    };
+    let reader = async {
+        let mut v = Verifier::new(seed);
+        while v.bytes != sent.load(Relaxed) {
+            match tokio::time::timeout(Duration::from_millis(200), rx.next()).await {
+                Ok(Some(Ok(b))) => v.check(&b),
+                Ok(other) => {
+                    return Err(format!(
+                        "ended after {} bytes: {other:?}, close reason {:?}",
+                        v.bytes,
+                        rx.get_close_reason()
+                    ))
+                }
+                Err(_) => {} // check whether the writer has stopped
+            }
+        }
+        Ok(v)
+    };
+    let (_tx, result) = tokio::join!(writer, reader);
+    result
+}
+
 /// A running bystander; [`Bystander::finish`] stops it and returns the bytes verified.
 pub struct Bystander {
     stop: CancellationToken,
@@ -152,34 +197,16 @@ impl Bystander {
         let token = stop.clone();
         let task = tokio::spawn(async move {
             let _mux = mux;
-            let (mut rx, mut tx) = stream.into_split();
-            let sent = Arc::new(AtomicU64::new(u64::MAX));
-            let sent_w = sent.clone();
-            let writer = async move {
-                let mut src = Source::new(seed);
-                let mut sizes = Gen::new(seed ^ 0x55);
-                while !token.is_cancelled() {
-                    let n = 1 + (sizes.next_u64() % max_chunk as u64) as usize;
-                    tx.send(src.take(n)).await.expect("bystander write");
-                    tokio::time::sleep(Duration::from_millis(2)).await;
-                }
-                sent_w.store(src.bytes, Relaxed);
-                tx
-            };
-            let reader = async {
-                let mut v = Verifier::new(seed);
-                while v.bytes != sent.load(Relaxed) {
-                    match tokio::time::timeout(Duration::from_millis(200), rx.next()).await {
-                        Ok(Some(Ok(b))) => v.check(&b),
-                        Ok(other) => {
-                            panic!("bystander stream ended after {} bytes: {other:?}", v.bytes)
-                        }
-                        Err(_) => {} // check whether the writer has stopped
-                    }
-                }
-                v
-            };
-            let (_tx, v) = tokio::join!(writer, reader);
+            let mut sizes = Gen::new(seed ^ 0x55);
+            let v = echo_checksummed(
+                stream,
+                seed,
+                move || 1 + (sizes.next_u64() % max_chunk as u64) as usize,
+                Duration::from_millis(2),
+                move || token.is_cancelled(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("bystander stream {e}"));
             (v.bytes, v.fnv.0)
         });
         Self { stop, task }
