@@ -5,9 +5,15 @@
 //! `interop/node_modules`, the PyPI `wisp-python` server into `interop/.venv`.
 
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures::task::AtomicWaker;
+use futures::Stream;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::process::{Child, Command};
@@ -145,6 +151,72 @@ pub async fn connect(url: &str, v2: Option<WispV2Handshake>) -> Result<ClientMux
     Ok(mux)
 }
 
+/// Connects our native client (v1) with a [`ReadGate`] on its read half, so that a test can make
+/// the peer's socket back up: while the gate is shut our side reads nothing from the WebSocket.
+pub async fn connect_gated(url: &str) -> Result<(ClientMux<Tx>, ReadGate), WispError> {
+    let (ws, _) = tokio_websockets::ClientBuilder::new()
+        .uri(url)
+        .map_err(WispError::ws)?
+        .connect()
+        .await
+        .map_err(WispError::ws)?;
+    let (rx, tx) = TokioWebsocketsTransport(ws).split_fast();
+    let gate = ReadGate::default();
+    let rx = Gated {
+        inner: rx,
+        gate: gate.clone(),
+    };
+    let (mux, actor) = ClientMux::new(rx, tx, None)
+        .await?
+        .with_no_required_extensions();
+    tokio::spawn(actor);
+    Ok((mux, gate))
+}
+
+/// Opens and shuts a transport's read half (see [`connect_gated`]).
+#[derive(Clone, Default)]
+pub struct ReadGate(Arc<GateState>);
+
+#[derive(Default)]
+struct GateState {
+    shut: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl ReadGate {
+    /// From now on the read half returns `Pending` without reading.
+    pub fn shut(&self) {
+        self.0.shut.store(true, Ordering::SeqCst);
+    }
+
+    /// Lets the read half read again.
+    pub fn open(&self) {
+        self.0.shut.store(false, Ordering::SeqCst);
+        self.0.waker.wake();
+    }
+}
+
+struct Gated<R> {
+    inner: R,
+    gate: ReadGate,
+}
+
+impl<R: Stream + Unpin> Stream for Gated<R> {
+    type Item = R::Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<R::Item>> {
+        let state = &self.gate.0;
+        if state.shut.load(Ordering::SeqCst) {
+            state.waker.register(cx.waker());
+            // Opened between the check and the registration: read now.
+            if state.shut.load(Ordering::SeqCst) {
+                return Poll::Pending;
+            }
+        }
+        Pin::new(&mut self.inner).poll_next(cx)
+    }
+}
+
 /// A TCP echo target on 127.0.0.1; returns its port.
 pub async fn tcp_echo() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -201,6 +273,8 @@ pub struct Record {
     pub test: &'static str,
     /// What passed, for the table.
     pub detail: String,
+    /// For a check that documents a defect of the peer: the defect, for the table.
+    pub peer_bug: Option<&'static str>,
 }
 
 impl Drop for Record {
@@ -213,7 +287,7 @@ impl Drop for Record {
             format!("test {} failed", self.test)
         };
         let json = format!(
-            "{{\"generated\":\"{}\",\"source\":\"cargo test -p wisp-interop ({})\",\"entries\":[{{\"client\":\"{}\",\"clientVersion\":\"{}\",\"server\":\"{}\",\"serverVersion\":\"{}\",\"runtime\":\"native (tokio)\",\"feature\":\"{}\",\"ok\":{},\"detail\":\"{}\"}}]}}\n",
+            "{{\"generated\":\"{}\",\"source\":\"cargo test -p wisp-interop ({})\",\"entries\":[{{\"client\":\"{}\",\"clientVersion\":\"{}\",\"server\":\"{}\",\"serverVersion\":\"{}\",\"runtime\":\"native (tokio)\",\"feature\":\"{}\",\"ok\":{},\"detail\":\"{}\"{}}}]}}\n",
             now_rfc3339(),
             esc(self.test),
             esc(self.client),
@@ -223,6 +297,9 @@ impl Drop for Record {
             esc(self.feature),
             ok,
             esc(&detail),
+            self.peer_bug
+                .map(|bug| format!(",\"peerBug\":\"{}\"", esc(bug)))
+                .unwrap_or_default(),
         );
         let dir = dir().join("results");
         let _ = std::fs::create_dir_all(&dir);

@@ -127,6 +127,7 @@ async fn wisp_mux_v1_tcp_echo() {
         server_version: "workspace",
         feature: "v1 tcp echo (fragmented DATA messages)",
         test: "wisp_mux_v1_tcp_echo",
+        peer_bug: None,
         detail: "v1; 3 streams x 2 MiB byte-exact".into(),
     };
     bounded(async {
@@ -147,6 +148,7 @@ async fn wisp_mux_v2_tcp_echo() {
         server_version: "workspace",
         feature: "v2 (legacy order, no fallback) tcp echo",
         test: "wisp_mux_v2_tcp_echo",
+        peer_bug: None,
         detail: "v2 with UDP agreed; 3 streams x 2 MiB byte-exact".into(),
     };
     bounded(async {
@@ -168,6 +170,7 @@ async fn wisp_mux_v2_udp_echo() {
         server_version: "workspace",
         feature: "v2 udp echo",
         test: "wisp_mux_v2_udp_echo",
+        peer_bug: None,
         detail: "4 datagrams (1..8000 bytes) byte-exact".into(),
     };
     bounded(async {

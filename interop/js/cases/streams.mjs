@@ -24,6 +24,33 @@ export async function echoThrough(readable, writable, data, chunk = 16384) {
   writer.releaseLock();
 }
 
+/**
+ * Like echoThrough, but writes one `chunk` and reads its whole echo back before the next, so the
+ * server never holds more than `chunk` bytes of this stream to send. Used against wisp-python,
+ * which loses streams once its socket to us backs up (peer bug 4 in interop/README.md).
+ */
+export async function echoLockStep(readable, writable, data, chunk = 16384) {
+  const writer = writable.getWriter();
+  const reader = readable.getReader();
+  const chunks = [];
+  let got = 0;
+  for (let at = 0; at < data.length; at += chunk) {
+    await writer.write(data.slice(at, at + chunk));
+    const want = Math.min(at + chunk, data.length);
+    while (got < want) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`stream ended after ${got} of ${data.length} bytes`);
+      const bytes = new Uint8Array(value);
+      chunks.push(bytes);
+      got += bytes.length;
+    }
+  }
+  const all = concat(chunks);
+  assert(equalBytes(all, data), `echo differs at byte ${firstDiff(all, data)} (${all.length} bytes back)`);
+  reader.releaseLock();
+  writer.releaseLock();
+}
+
 /** Sends datagrams of several sizes and expects each back whole, one chunk per datagram. */
 export async function udpEcho(readable, writable, sizes = [1, 512, 1400, 8000]) {
   const writer = writable.getWriter();
