@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -50,6 +50,9 @@ pub struct Outcome {
     pub up_mib_s: f64,
     /// Streams that failed to open or broke during the run.
     pub errors: u64,
+    /// Streams that stayed open but echoed nothing while measured: lost by the server without a
+    /// CLOSE (wisp-python does this when its socket backs up; interop/README.md, peer bug 4).
+    pub stalled: u64,
     /// The server process tree, when a PID was given.
     pub server: Option<Usage>,
 }
@@ -60,6 +63,25 @@ struct Counters {
     down: AtomicU64,
     errors: AtomicU64,
     stop: AtomicBool,
+    /// Bytes echoed on each open stream, to find the stalled ones.
+    per_stream: Mutex<Vec<Arc<AtomicU64>>>,
+}
+
+impl Counters {
+    /// A counter for one more stream's echoed bytes.
+    fn new_stream(&self) -> Arc<AtomicU64> {
+        let counter = Arc::new(AtomicU64::new(0));
+        self.per_stream
+            .lock()
+            .expect("not poisoned")
+            .push(counter.clone());
+        counter
+    }
+
+    fn per_stream_snapshot(&self) -> Vec<u64> {
+        let streams = self.per_stream.lock().expect("not poisoned");
+        streams.iter().map(|c| c.load(Relaxed)).collect()
+    }
 }
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -119,12 +141,20 @@ pub async fn run(path: &Path, spec: Spec, server_pid: Option<u32>, label: &str) 
     progress(label, &counters, started, spec.warmup, None).await;
     let up0 = counters.up.load(Relaxed);
     let down0 = counters.down.load(Relaxed);
+    let per_stream0 = counters.per_stream_snapshot();
     let mut watch = server_pid.map(Watch::start);
     let t0 = Instant::now();
     progress(label, &counters, t0, spec.duration, watch.as_mut()).await;
     let secs = t0.elapsed().as_secs_f64();
     let up = counters.up.load(Relaxed) - up0;
     let down = counters.down.load(Relaxed) - down0;
+    // A stream opened after the warm-up has no earlier figure and is not judged.
+    let stalled = counters
+        .per_stream_snapshot()
+        .iter()
+        .zip(&per_stream0)
+        .filter(|(now, before)| now == before)
+        .count() as u64;
     let server = watch.map(Watch::finish);
     counters.stop.store(true, Relaxed);
     tasks.shutdown().await;
@@ -133,6 +163,7 @@ pub async fn run(path: &Path, spec: Spec, server_pid: Option<u32>, label: &str) 
         mib_s: down as f64 / MIB / secs,
         up_mib_s: up as f64 / MIB / secs,
         errors: counters.errors.load(Relaxed),
+        stalled,
         server,
     }
 }
@@ -174,6 +205,7 @@ async fn tcp_stream(addr: SocketAddr, chunk: Bytes, c: Arc<Counters>) {
         return;
     };
     let _ = sock.set_nodelay(true);
+    let echoed = c.new_stream();
     let (mut rd, mut wr) = sock.into_split();
     let cw = c.clone();
     let writer = async move {
@@ -188,6 +220,7 @@ async fn tcp_stream(addr: SocketAddr, chunk: Bytes, c: Arc<Counters>) {
         let mut buf = vec![0u8; 64 * 1024];
         while let Ok(n @ 1..) = rd.read(&mut buf).await {
             c.down.fetch_add(n as u64, Relaxed);
+            echoed.fetch_add(n as u64, Relaxed);
         }
     };
     tokio::join!(writer, reader);
@@ -209,6 +242,7 @@ async fn wisp_stream(
             return;
         }
     };
+    let echoed = c.new_stream();
     let (mut rd, mut wr) = stream.into_split();
     let cw = c.clone();
     // The writer runs as its own task: `feed` is ready whenever the stream's send queue has
@@ -231,6 +265,7 @@ async fn wisp_stream(
         match rd.next().await {
             Some(Ok(data)) => {
                 c.down.fetch_add(data.len() as u64, Relaxed);
+                echoed.fetch_add(data.len() as u64, Relaxed);
             }
             Some(Err(e)) => {
                 if !c.stop.load(Relaxed) {

@@ -141,7 +141,7 @@ pub async fn run(
                     .and_then(|o| echoed[o][ci])
                     .map(|b| format!("{} {what}", ratio(v, Some(b))))
             };
-            let notes: Vec<String> = match s.role {
+            let mut notes: Vec<String> = match s.role {
                 "ours" => vec![vs(relay, "of relay"), vs(direct, "of direct")],
                 "peer" => vec![ours
                     .and_then(|o| echoed[o][ci])
@@ -152,6 +152,11 @@ pub async fn run(
             .into_iter()
             .flatten()
             .collect();
+            let stalled: u64 = all[si][ci].iter().map(|o| o.stalled).sum();
+            if stalled > 0 {
+                // The figure is what the surviving streams carried; say so beside it.
+                notes.push(format!("{stalled} streams stalled"));
+            }
             if !notes.is_empty() {
                 cell = format!("{cell} ({})", notes.join(", "));
             }
@@ -173,6 +178,7 @@ pub async fn run(
         "server peak RSS MiB",
         "MiB/s per server CPU-second",
         "stream errors",
+        "streams stalled",
     ]);
     for (si, s) in subjects.iter().enumerate() {
         for (ci, c) in columns.iter().enumerate() {
@@ -196,6 +202,7 @@ pub async fn run(
                 num(rss),
                 num(per_cpu),
                 v.iter().map(|o| o.errors).sum::<u64>().to_string(),
+                v.iter().map(|o| o.stalled).sum::<u64>().to_string(),
             ]);
         }
     }
@@ -276,6 +283,7 @@ async fn drive(s: &Subject, spec: Spec, label: &str) -> Outcome {
                     mib_s: v["mib_s"].as_f64().unwrap_or(0.0),
                     up_mib_s: v["up_mib_s"].as_f64().unwrap_or(0.0),
                     errors: v["errors"].as_u64().unwrap_or(0),
+                    stalled: v["stalled"].as_u64().unwrap_or(0),
                     server,
                 },
                 Err(e) => {
