@@ -173,6 +173,9 @@ pub struct LimitsConfig {
     pub max_connections: usize,
     /// WebSocket connections open at once per client IP.
     pub max_connections_per_ip: usize,
+    /// For `max_connections_per_ip`, IPv6 addresses that share this many leading bits are one
+    /// client (1 to 128). 64 by default: one host usually holds a whole /64.
+    pub ipv6_client_prefix_len: u8,
     /// Streams open at once per connection; more are refused with 0x49.
     pub max_streams_per_connection: usize,
     /// Time for the HTTP upgrade and the Wisp handshake together.
@@ -199,6 +202,7 @@ impl Default for LimitsConfig {
         Self {
             max_connections: 1024,
             max_connections_per_ip: 16,
+            ipv6_client_prefix_len: 64,
             max_streams_per_connection: 128,
             handshake_timeout_ms: 10_000,
             connect_timeout_ms: 10_000,
@@ -380,6 +384,12 @@ impl Config {
                 return Err(invalid(key, "must be at least 1 millisecond"));
             }
         }
+        if !(1..=128).contains(&l.ipv6_client_prefix_len) {
+            return Err(invalid(
+                "limits.ipv6_client_prefix_len",
+                "must be 1 to 128 (bits of an IPv6 address)",
+            ));
+        }
         // A DATA packet from a client is 5 header bytes plus payload: below 1 KiB of payload
         // every client would be cut off.
         if l.max_message_size < 1024 {
@@ -418,5 +428,15 @@ mod tests {
         assert!(err.to_string().contains("limits.max_connections"), "{err}");
         let err = Config::from_toml("[auth]\nauthorized_keys = [\"zz\"]\n").unwrap_err();
         assert!(err.to_string().contains("auth.authorized_keys"), "{err}");
+        for bad in [0, 129] {
+            let err = Config::from_toml(&format!("[limits]\nipv6_client_prefix_len = {bad}\n"))
+                .unwrap_err();
+            assert!(
+                err.to_string().contains("limits.ipv6_client_prefix_len"),
+                "{err}"
+            );
+        }
+        let ok = Config::from_toml("[limits]\nipv6_client_prefix_len = 56\n").unwrap();
+        assert_eq!(ok.limits.ipv6_client_prefix_len, 56);
     }
 }

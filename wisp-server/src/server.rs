@@ -130,6 +130,7 @@ impl Server {
             limiter: Limiter::new(
                 config.limits.max_connections,
                 config.limits.max_connections_per_ip,
+                config.limits.ipv6_client_prefix_len,
             ),
             users,
             keys,

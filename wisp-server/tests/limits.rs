@@ -1,5 +1,5 @@
 //! Every limit reached and answered: connections in total and per IP (with and without a
-//! trusted proxy), handshake timeout, idle timeouts, message size.
+//! trusted proxy, IPv6 per /64), handshake timeout, idle timeouts, message size.
 
 mod common;
 
@@ -103,6 +103,28 @@ async fn forwarded_ip_counts_behind_a_trusted_proxy() {
             d.contains("429"),
             "the rightmost untrusted address is the client: {d}"
         );
+        server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn ipv6_clients_are_limited_per_64_behind_a_trusted_proxy() {
+    bounded(async {
+        let mut c = local_config();
+        c.limits.max_connections_per_ip = 2;
+        c.server.trusted_proxies = vec!["127.0.0.1".into()];
+        let server = start(c).await;
+        let from = |ip: &str| format!("X-Forwarded-For: {ip}\r\n");
+        let (a, _a) = upgrade_status(addr(&server), &from("2001:db8:1:2::1")).await;
+        let (b, _b) = upgrade_status(addr(&server), &from("2001:db8:1:2::2")).await;
+        assert!(a.contains("101") && b.contains("101"), "{a} {b}");
+        // A third address of the same /64 is the same client.
+        let (c3, _c) = upgrade_status(addr(&server), &from("2001:db8:1:2:ffff::9")).await;
+        assert!(c3.contains("429"), "a third address of the /64: {c3}");
+        // Another /64 is another client.
+        let (d, _d) = upgrade_status(addr(&server), &from("2001:db8:1:3::1")).await;
+        assert!(d.contains("101"), "another /64: {d}");
         server.shutdown().await;
     })
     .await;
