@@ -258,6 +258,8 @@ async function main() {
   const env0 = await targets();
   const ours = await ourServer("ours");
   const oursV1 = await ourServer("ours-v1", "v2 = false");
+  // The legacy v2 order for browsers too, where epoxy-tls 1.5 breaks (interop/README.md, peer bug 2).
+  const oursLegacy = await ourServer("ours-legacy", "legacy_order_for_browsers = true");
   // For clients that send whole request bodies as one DATA packet (epoxy's fetch).
   const oursBig = await ourServer("ours-big", "", "max_message_size = 4194304");
   const roots = {
@@ -276,6 +278,7 @@ async function main() {
     watch: undefined,
     wsUrl: ours,
     v1OnlyUrl: oursV1,
+    legacyOrderUrl: oursLegacy,
     bigMessageUrl: oursBig,
     motd: MOTD,
     blockedHost: BLOCKED_HOST,

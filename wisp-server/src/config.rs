@@ -80,9 +80,14 @@ pub struct WispConfig {
     pub v2: bool,
     /// To a client that sent no `Sec-WebSocket-Protocol` header, send INFO after the initial
     /// CONTINUE (the legacy order: a v2 client without the header still gets v2, a v1 client
-    /// ignores the INFO). Set it to false to answer such clients as a plain v1 server, as draft 6
-    /// says: epoxy-tls 1.5 treats the extra INFO as fatal.
+    /// that ignores unknown packets goes on in v1). Browsers are excepted unless
+    /// `legacy_order_for_browsers` is set (see `opening.rs`). Set it to false to answer every
+    /// such client as a plain v1 server, as draft 6 says.
     pub v2_without_subprotocol: bool,
+    /// Use the legacy order also for header-less clients whose request carries `Origin`
+    /// (browsers). Off by default: the browser clients most pages ship (epoxy-tls 1.5, and 2.x
+    /// with `wisp_v2 = false`) end on the INFO, so browsers without the header get plain v1.
+    pub legacy_order_for_browsers: bool,
     /// Message of the day sent to v2 clients that ask for it.
     pub motd: Option<String>,
     /// Offer stream-open confirmation (0x05).
@@ -99,6 +104,7 @@ impl Default for WispConfig {
         Self {
             v2: true,
             v2_without_subprotocol: true,
+            legacy_order_for_browsers: false,
             motd: None,
             confirmation: true,
             required_extensions: Vec::new(),

@@ -38,6 +38,7 @@ pub mod forward;
 pub mod http;
 pub mod limits;
 pub mod metrics;
+pub mod opening;
 pub mod policy;
 pub mod resolve;
 mod server;

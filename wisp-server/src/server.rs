@@ -34,6 +34,7 @@ use crate::config::{Config, ConfigError, EXTENSION_NAMES};
 use crate::http::{self, Prefixed, Route};
 use crate::limits::Limiter;
 use crate::metrics::Metrics;
+use crate::opening::Opening;
 use crate::policy::{Cidr, Policy};
 
 /// What every connection shares.
@@ -405,6 +406,11 @@ where
         return;
     }
     let subprotocol = req.subprotocol().map(str::to_owned);
+    let opening = Opening::choose(
+        &ctx.config.wisp,
+        subprotocol.is_some(),
+        req.header("origin").is_some(),
+    );
     // wsproxy clients have no subprotocol of ours to echo; echoing theirs would be a lie.
     let echo = if wsproxy_target.is_some() {
         None
@@ -438,15 +444,14 @@ where
         crate::wsproxy::run(ctx.clone(), conn_id, ws, target).await;
         return;
     }
-    wisp(ctx, conn_id, client_ip, ws, subprotocol.is_none(), deadline).await;
+    wisp(ctx, conn_id, client_ip, ws, opening, deadline).await;
 }
 
 /// See `MuxOptions::connection_receive_buffer`.
 const CONNECTION_RECEIVE_BUFFER: usize = 16 * 1024 * 1024;
 
-fn handshake(ctx: &Ctx, legacy_order: bool) -> Option<WispV2Handshake> {
-    let wisp = &ctx.config.wisp;
-    if !wisp.v2 || (legacy_order && !wisp.v2_without_subprotocol) {
+fn handshake(ctx: &Ctx, opening: Opening) -> Option<WispV2Handshake> {
+    if opening == Opening::V1 {
         return None;
     }
     let mut b = Vec::new();
@@ -495,7 +500,7 @@ fn handshake(ctx: &Ctx, legacy_order: bool) -> Option<WispV2Handshake> {
             StreamConfirmationProtocolExtensionBuilder,
         ));
     }
-    Some(WispV2Handshake::new(b).with_legacy_order(legacy_order))
+    Some(WispV2Handshake::new(b).with_legacy_order(opening == Opening::V2LegacyOrder))
 }
 
 async fn wisp<S>(
@@ -503,7 +508,7 @@ async fn wisp<S>(
     conn_id: u64,
     client_ip: Option<IpAddr>,
     ws: tokio_websockets::WebSocketStream<S>,
-    legacy_order: bool,
+    opening: Opening,
     deadline: Instant,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -520,14 +525,14 @@ async fn wisp<S>(
         connection_receive_buffer: CONNECTION_RECEIVE_BUFFER,
         max_pending_control: 1024,
     };
-    let v2 = handshake(&ctx, legacy_order);
+    let v2 = handshake(&ctx, opening);
     let auth_required = ctx.config.auth.required;
     // In the legacy order the server has sent CONTINUE and INFO and waits for the client's
     // first packet to learn whether it speaks v2 (INFO) or v1 (anything else). A v1 client may
     // open its WebSocket early and stay quiet until the page needs a stream (wisp-js and
     // libcurl.js do), so that wait is bounded by the idle timeout, not the handshake timeout.
     // Clients that must authenticate get no such grace: they have to answer at once.
-    let deadline = if legacy_order && v2.is_some() && !auth_required {
+    let deadline = if opening == Opening::V2LegacyOrder && !auth_required {
         deadline.max(Instant::now() + ctx.config.limits.idle_timeout())
     } else {
         deadline

@@ -2,23 +2,34 @@
 // no raw TCP stream: TCP is exercised through its HTTP client (plain http:// over one Wisp TCP
 // stream to the loopback site), UDP through connect_udp.
 //
-// epoxy 1.5 fails on any packet type it does not know, and our v2 server sends INFO after
-// CONTINUE to clients without a subprotocol (the legacy v2 order, see interop/README.md), so the
-// working checks use our server with `wisp.v2 = false`; the last check documents what happens
-// against the default configuration.
+// epoxy 1.5 fails on any packet type it does not know. Our default server answers a browser
+// that sends no subprotocol as a plain v1 server, so the working checks run against it; one
+// check also uses a server with `wisp.v2 = false`, and the last documents what epoxy does on the
+// legacy v2 order (INFO after CONTINUE, `wisp.legacy_order_for_browsers = true`; see
+// interop/README.md, peer bug 2).
 import { Checks, assert, equalBytes, firstDiff, pattern, withTimeout } from "./util.mjs";
 
 export async function run(_lib, env, log) {
   const c = new Checks(log);
   const { default: epoxy } = await import("/epoxy1/epoxy-module-bundled.js");
   const { EpoxyClient } = await epoxy();
+  const base = `http://127.0.0.1:${env.sitePort}`;
   let client;
+  await c.check("default server: plain v1 to a browser without a subprotocol", async () => {
+    client = await new EpoxyClient(env.wsUrl, navigator.userAgent, 10);
+    const res = await withTimeout(client.fetch(`${base}/bytes?n=16&seed=1`, {}), 10000, "a 16-byte GET");
+    const got = new Uint8Array(await res.arrayBuffer());
+    assert(equalBytes(got, pattern(1, 16)), `got ${got.length} bytes, not the 16 expected`);
+    return "connected and fetched 16 bytes";
+  });
   await c.check("v1 handshake (server with wisp.v2 = false)", async () => {
-    client = await new EpoxyClient(env.v1OnlyUrl, navigator.userAgent, 10);
-    return "connected (v1, no subprotocol)";
+    const v1 = await new EpoxyClient(env.v1OnlyUrl, navigator.userAgent, 10);
+    const res = await withTimeout(v1.fetch(`${base}/bytes?n=16&seed=2`, {}), 10000, "a 16-byte GET");
+    const got = new Uint8Array(await res.arrayBuffer());
+    assert(equalBytes(got, pattern(2, 16)), `got ${got.length} bytes, not the 16 expected`);
+    return "connected and fetched 16 bytes";
   });
   if (!client) return c.results;
-  const base = `http://127.0.0.1:${env.sitePort}`;
   // 96 KiB: epoxy sends a request body as one DATA packet, and our default
   // limits.max_message_size is 128 KiB (see interop/README.md).
   await c.check("tcp: HTTP POST 96 KiB echo byte-exact", async () => {
@@ -70,19 +81,19 @@ export async function run(_lib, env, log) {
     return `${sizes.length} datagrams (${sizes.join(", ")} bytes) byte-exact` + (pending ? "; a send promise stayed pending 2 s after its echo arrived" : "");
   });
   await c.check(
-    "default server (v2, legacy order): INFO after CONTINUE",
+    "legacy v2 order (wisp.legacy_order_for_browsers = true): INFO after CONTINUE",
     async () => {
       const logs = [];
       const orig = console.log;
       console.log = (...a) => { logs.push(a.join(" ")); orig(...a); };
       try {
-        const other = await new EpoxyClient(env.wsUrl, navigator.userAgent, 10);
+        const other = await new EpoxyClient(env.legacyOrderUrl, navigator.userAgent, 10);
         const outcome = await Promise.race([
           other.fetch(`${base}/bytes?n=16`, {}).then(() => "answered", (e) => `rejected: ${e}`),
           new Promise((r) => setTimeout(() => r("no answer in 4 s"), 4000)),
         ]);
         const invalid = logs.some((l) => l.includes("InvalidPacketType"));
-        assert(outcome !== "answered", "epoxy 1.5 now works against the default server: update this check and interop/README.md");
+        assert(outcome !== "answered", "epoxy 1.5 now works with the legacy order: update this check and interop/README.md");
         assert(invalid, `epoxy did not log InvalidPacketType (outcome: ${outcome}; logs: ${logs.slice(0, 3).join(" | ")})`);
         const restarts = logs.filter((l) => l.includes("restart")).length;
         return `request: ${outcome}; epoxy's mux ended with InvalidPacketType, ${restarts} reconnect attempts in 4 s`;
@@ -90,7 +101,7 @@ export async function run(_lib, env, log) {
         console.log = orig;
       }
     },
-    { peerBug: "epoxy-tls 1.5.0 ends its multiplexor on the INFO packet (type 0x05) our v2 server sends after CONTINUE to a client without Sec-WebSocket-Protocol (InvalidPacketType), then reopens the WebSocket about every 0.6 s forever; requests hang. Works with wisp.v2 = false." },
+    { peerBug: "epoxy-tls 1.5.0 ends its multiplexor on an INFO packet (type 0x05) after CONTINUE, the legacy v2 order (InvalidPacketType), then reopens the WebSocket about every 0.6 s forever; requests hang. Our default server therefore answers browsers without Sec-WebSocket-Protocol as a plain v1 server." },
   );
   return c.results;
 }

@@ -74,5 +74,19 @@ export async function run(_lib, env, log) {
     await echoThrough(again.read, again.write, pattern(40, 4096));
     return `refused stream ${outcome}; a new stream on the same connection echoes`;
   });
+  // With wisp_v2 = false epoxy offers no subprotocol. On the legacy v2 order (INFO after
+  // CONTINUE) its stream used to end with 0 bytes; the default server answers a browser without
+  // the header as a plain v1 server.
+  await c.check("wisp_v2 = false against the default server: plain v1, tcp echo byte-exact", async () => {
+    const o = new EpoxyClientOptions();
+    o.wisp_v2 = false;
+    o.udp_extension_required = false;
+    o.user_agent = navigator.userAgent;
+    const v1 = new EpoxyClient(env.wsUrl, o);
+    const io = await v1.connect_tcp(`tcp://127.0.0.1:${env.echoPort}`);
+    const data = pattern(41, 256 * 1024);
+    await echoThrough(io.read, io.write, data);
+    return `${data.length} bytes`;
+  });
   return c.results;
 }
