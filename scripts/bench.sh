@@ -10,8 +10,7 @@
 # 3. browser: our wasm client, the wisp-js browser client and the epoxy-tls wasm client (1.5.0,
 #    npm latest, and the 2.1.19-1 prerelease; the pinned copies in interop/node_modules, which
 #    scripts/setup.sh installs) in headless Chromium, beside a plain WebSocket (skipped when
-#    wasm-pack or chromium is missing). epoxy-tls 1.5 runs against a second wisp-server with
-#    wisp.v2_without_subprotocol = false.
+#    wasm-pack or chromium is missing). All run against one default wisp-server.
 #
 # Everything listens on 127.0.0.1 port 0 and every process started is killed on exit.
 # Honours CARGO_TARGET_DIR. BENCH_DURATION / BENCH_ROUNDS shorten or lengthen the matrix.

@@ -74,36 +74,16 @@ struct Line<'a> {
     kind: &'static str,
     client: &'a str,
     case: &'a str,
-    server: &'static str,
     mib_s: Option<f64>,
     browser_cpu_pct: Option<f64>,
     unsupported: Option<String>,
     error: Option<String>,
 }
 
-/// Which of our two servers a client runs against.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Server {
-    /// The default configuration (v2; the legacy order to clients without a subprotocol).
-    Default,
-    /// `wisp.v2_without_subprotocol = false`: plain v1 to clients without a subprotocol.
-    V1Fallback,
-}
-
-impl Server {
-    fn describe(self) -> &'static str {
-        match self {
-            Server::Default => "default",
-            Server::V1Fallback => "wisp.v2_without_subprotocol = false",
-        }
-    }
-}
-
 struct Client {
     /// The page's `client=` key.
     key: &'static str,
     name: String,
-    server: Server,
     /// Marks the row for the note under the table.
     mark: &'static str,
 }
@@ -147,53 +127,26 @@ pub async fn run(a: BrowserArgs) -> Result<(), String> {
     roots.insert("/epoxy2/", epoxy2.join("full"));
     roots.insert("/", abs(&a.site)?);
     let clients: Vec<Client> = [
-        (
-            "ceiling",
-            "plain WebSocket (ceiling)".to_owned(),
-            Server::Default,
-            "",
-        ),
-        ("ours", "wisp-wasm (ours)".to_owned(), Server::Default, ""),
-        ("wisp-js", "wisp-js 0.5.0".to_owned(), Server::Default, ""),
-        (
-            "epoxy2",
-            format!("epoxy-tls {v2}, connect_tcp"),
-            Server::Default,
-            " ²",
-        ),
-        (
-            "epoxy1",
-            format!("epoxy-tls {v1}, raw TCP"),
-            Server::V1Fallback,
-            " ¹",
-        ),
+        ("ceiling", "plain WebSocket (ceiling)".to_owned(), ""),
+        ("ours", "wisp-wasm (ours)".to_owned(), ""),
+        ("wisp-js", "wisp-js 0.5.0".to_owned(), ""),
+        ("epoxy2", format!("epoxy-tls {v2}, connect_tcp"), " ²"),
+        ("epoxy1", format!("epoxy-tls {v1}, raw TCP"), " ¹"),
         (
             "epoxy1-ws",
             format!("epoxy-tls {v1}, connect_ws (WebSocket inside Wisp)"),
-            Server::V1Fallback,
             " ¹ ³",
         ),
     ]
     .into_iter()
     .filter(|c| a.only.is_empty() || a.only.iter().any(|o| o == c.0))
-    .map(|(key, name, server, mark)| Client {
-        key,
-        name,
-        server,
-        mark,
-    })
+    .map(|(key, name, mark)| Client { key, name, mark })
     .collect();
 
     let source = procs::helper(&["target", "source"], "source target").await?;
     let sink = procs::helper(&["target", "sink"], "sink target").await?;
     let bin = abs(&a.server_bin)?;
     let server = procs::our_server(&bin, "").await?;
-    // The text is appended after the [limits] table, so a table of its own may follow.
-    let v1_fallback = if clients.iter().any(|c| c.server == Server::V1Fallback) {
-        Some(procs::our_server(&bin, "\n[wisp]\nv2_without_subprotocol = false").await?)
-    } else {
-        None
-    };
     let (tx, mut rx) = mpsc::channel(16);
     let http = spawn_http(Arc::new(roots), tx).await?;
     let ceiling = spawn_ceiling().await?;
@@ -221,10 +174,7 @@ pub async fn run(a: BrowserArgs) -> Result<(), String> {
                 outcomes.insert((client, ci), Outcome::Unsupported(reason));
                 continue;
             }
-            let wisp_url = match c.server {
-                Server::Default => &server.url,
-                Server::V1Fallback => &v1_fallback.as_ref().expect("started above").url,
-            };
+            let wisp_url = &server.url;
             let url = format!(
                 "http://{http}/?client={client}&dir={dir}&streams={streams}&ws={wisp_url}&ceiling=ws://{ceiling}/&source={}&sink={}&warmup={}&duration={}",
                 source.addr().port(),
@@ -348,7 +298,7 @@ pub async fn run(a: BrowserArgs) -> Result<(), String> {
     let marks: String = clients.iter().map(|c| c.mark).collect();
     if marks.contains('¹') {
         println!(
-            "¹ epoxy-tls {v1} runs against a second wisp-server with `wisp.v2_without_subprotocol = false` (plain v1 to clients without `Sec-WebSocket-Protocol`): against the default server it ends its multiplexor on the INFO that follows CONTINUE (the legacy v2 order) and never recovers. The others run against the default server.\n"
+            "¹ epoxy-tls {v1} speaks only v1 and sends no `Sec-WebSocket-Protocol`; the default server answers such a browser client as a plain v1 server (on the legacy v2 order, INFO after CONTINUE, epoxy 1.5 ends its multiplexor).\n"
         );
     }
     if marks.contains('²') {
@@ -382,7 +332,6 @@ fn record(
         kind: "browser",
         client: &c.name,
         case,
-        server: c.server.describe(),
         mib_s,
         browser_cpu_pct,
         unsupported,
