@@ -27,6 +27,7 @@
 //! | [`resolve`] | resolving and connecting under the policy |
 //! | [`forward`] | copying one stream both ways and choosing its close reason |
 //! | [`limits`] | connection limits in total and per IP |
+//! | [`memory_bound`] | the worst-case buffer memory the limits allow |
 //! | [`wsproxy`] | the legacy one-stream-per-WebSocket protocol |
 //! | [`metrics`] | counters and the Prometheus endpoint |
 //! | [`shutdown`] | signals and the graceful stop |
@@ -37,6 +38,7 @@ pub mod config;
 pub mod forward;
 pub mod http;
 pub mod limits;
+pub mod memory_bound;
 pub mod metrics;
 pub mod opening;
 pub mod policy;

@@ -3,6 +3,7 @@
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use wisp_server::cli::Cli;
+use wisp_server::memory_bound::{human, machine_memory, MemoryBound};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -20,6 +21,16 @@ async fn main() -> std::process::ExitCode {
     };
     if cli.check_config {
         println!("configuration is valid");
+        let bound = MemoryBound::of(&config);
+        println!(
+            "worst-case buffer memory: {} per connection, {} for limits.max_connections = {}",
+            human(bound.per_connection),
+            human(bound.total),
+            config.limits.max_connections
+        );
+        if let Some(warning) = machine_memory().and_then(|m| bound.warning(m)) {
+            println!("warning: {warning}");
+        }
         return std::process::ExitCode::SUCCESS;
     }
     // RUST_LOG, when set, wins over the configured level.

@@ -33,6 +33,10 @@ use crate::auth::{parse_public_key, Users};
 use crate::config::{Config, ConfigError, EXTENSION_NAMES};
 use crate::http::{self, Prefixed, Route};
 use crate::limits::Limiter;
+use crate::memory_bound::{
+    human, machine_memory, MemoryBound, CONNECTION_RECEIVE_BUFFER, MAX_PENDING_CONTROL,
+    WS_FLUSH_THRESHOLD,
+};
 use crate::metrics::Metrics;
 use crate::opening::Opening;
 use crate::policy::{Cidr, Policy};
@@ -90,6 +94,15 @@ impl Server {
     /// Validates `config`, binds every listener and starts serving.
     pub async fn start(config: Config) -> Result<Self, StartError> {
         config.validate()?;
+        let bound = MemoryBound::of(&config);
+        tracing::info!(
+            per_connection = %human(bound.per_connection),
+            total = %human(bound.total),
+            "worst-case buffer memory the limits allow"
+        );
+        if let Some(warning) = machine_memory().and_then(|m| bound.warning(m)) {
+            tracing::warn!("{warning}");
+        }
         let users = Users::load(&config.auth)?;
         let keys: Vec<VerifyingKey> = config
             .auth
@@ -434,7 +447,7 @@ where
     // no buffer to an idle connection).
     let ws_config = tokio_websockets::Config::default()
         .frame_size(64 * 1024)
-        .flush_threshold(256 * 1024);
+        .flush_threshold(WS_FLUSH_THRESHOLD);
     let ws = tokio_websockets::ServerBuilder::new()
         .limits(limits)
         .config(ws_config)
@@ -446,9 +459,6 @@ where
     }
     wisp(ctx, conn_id, client_ip, ws, opening, deadline).await;
 }
-
-/// See `MuxOptions::connection_receive_buffer`.
-const CONNECTION_RECEIVE_BUFFER: usize = 16 * 1024 * 1024;
 
 fn handshake(ctx: &Ctx, opening: Opening) -> Option<WispV2Handshake> {
     if opening == Opening::V1 {
@@ -520,10 +530,8 @@ async fn wisp<S>(
         max_streams: l.max_streams_per_connection,
         stream_send_buffer: l.stream_send_buffer,
         stream_receive_buffer: l.stream_receive_buffer,
-        // Bytes from the client queued toward all targets of one connection before the mux
-        // stops reading it: room for a few streams at full credit of normal 64 KiB packets.
         connection_receive_buffer: CONNECTION_RECEIVE_BUFFER,
-        max_pending_control: 1024,
+        max_pending_control: MAX_PENDING_CONTROL,
     };
     let v2 = handshake(&ctx, opening);
     let auth_required = ctx.config.auth.required;

@@ -250,3 +250,30 @@ async fn message_over_the_limit_ends_only_that_connection() {
     })
     .await;
 }
+
+/// `--check-config` states the worst-case buffer memory of a configuration, so an operator can
+/// size the limits to the machine before starting.
+#[test]
+fn check_config_prints_the_memory_bound() {
+    let dir = std::env::temp_dir().join(format!("wisp-check-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("small.toml");
+    std::fs::write(
+        &path,
+        "[limits]\nmax_connections = 256\nstream_send_buffer = 131072\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wisp-server"))
+        .arg("--check-config")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("43.3 MiB per connection, 10.8 GiB for limits.max_connections = 256"),
+        "{text}"
+    );
+}
