@@ -2,7 +2,7 @@
 // HTTP server (POST /mark when measuring starts, POST /report with the figure), never through
 // an automation API that would copy every frame.
 //
-// ?client=ceiling|ours|wisp-js|epoxy2|epoxy1|epoxy1-ws &dir=down|up &streams=N &ws=WISP_URL
+// ?client=ceiling|ceiling-relay|ours|wisp-js|epoxy2|epoxy1|epoxy1-ws &dir=down|up &streams=N &ws=WISP_URL
 // &ceiling=WS_URL &source=PORT &sink=PORT &warmup=S &duration=S
 //
 // A client that cannot do a case reports { ok: false, unsupported: REASON } at once.
@@ -157,7 +157,7 @@ async function epoxy1Ws() {
 }
 
 try {
-  await ({ ceiling, ours, "wisp-js": wispJs, epoxy2, epoxy1, "epoxy1-ws": epoxy1Ws })[client]();
+  await ({ ceiling, "ceiling-relay": ceiling, ours, "wisp-js": wispJs, epoxy2, epoxy1, "epoxy1-ws": epoxy1Ws })[client]();
   await sleep(warmup);
   await post("/mark", {});
   const b0 = bytes, t0 = performance.now();

@@ -58,8 +58,8 @@ pub struct BrowserArgs {
     /// Seconds measured per case.
     #[arg(long, default_value_t = 4.0)]
     duration: f64,
-    /// Only these clients (comma-separated keys: ceiling, ours, wisp-js, epoxy2, epoxy1,
-    /// epoxy1-ws); all by default.
+    /// Only these clients (comma-separated keys: ceiling, ceiling-relay, ours, wisp-js, epoxy2,
+    /// epoxy1, epoxy1-ws); all by default.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -128,6 +128,11 @@ pub async fn run(a: BrowserArgs) -> Result<(), String> {
     roots.insert("/", abs(&a.site)?);
     let clients: Vec<Client> = [
         ("ceiling", "plain WebSocket (ceiling)".to_owned(), ""),
+        (
+            "ceiling-relay",
+            "plain WebSocket through a TCP relay".to_owned(),
+            " ⁴",
+        ),
         ("ours", "wisp-wasm (ours)".to_owned(), ""),
         ("wisp-js", "wisp-js 0.5.0".to_owned(), ""),
         ("epoxy2", format!("epoxy-tls {v2}, connect_tcp"), " ²"),
@@ -150,6 +155,11 @@ pub async fn run(a: BrowserArgs) -> Result<(), String> {
     let (tx, mut rx) = mpsc::channel(16);
     let http = spawn_http(Arc::new(roots), tx).await?;
     let ceiling = spawn_ceiling().await?;
+    let relayed_ceiling = if clients.iter().any(|c| c.key == "ceiling-relay") {
+        Some(procs::helper(&["relay", &ceiling.to_string()], "relay").await?)
+    } else {
+        None
+    };
 
     let mut outcomes: HashMap<(&str, usize), Outcome> = HashMap::new();
     let mut cpu: HashMap<(&str, usize), f64> = HashMap::new();
@@ -157,7 +167,7 @@ pub async fn run(a: BrowserArgs) -> Result<(), String> {
     for (ci, (dir, streams, case)) in CASES.iter().enumerate() {
         for c in &clients {
             let client = c.key;
-            if client == "ceiling" && *streams > 1 {
+            if client.starts_with("ceiling") && *streams > 1 {
                 continue; // one WebSocket is the ceiling of any number of streams over it
             }
             // A client that said it cannot do a case of this direction is not asked again.
@@ -175,6 +185,10 @@ pub async fn run(a: BrowserArgs) -> Result<(), String> {
                 continue;
             }
             let wisp_url = &server.url;
+            let ceiling = match &relayed_ceiling {
+                Some(relay) if client == "ceiling-relay" => relay.addr(),
+                _ => ceiling,
+            };
             let url = format!(
                 "http://{http}/?client={client}&dir={dir}&streams={streams}&ws={wisp_url}&ceiling=ws://{ceiling}/&source={}&sink={}&warmup={}&duration={}",
                 source.addr().port(),
@@ -279,7 +293,7 @@ pub async fn run(a: BrowserArgs) -> Result<(), String> {
             if let Some(u) = cpu.get(&(client, ci)) {
                 notes.push(format!("CPU {u:.0}%"));
             }
-            let cell = if client == "ceiling" && ci == 1 {
+            let cell = if client.starts_with("ceiling") && ci == 1 {
                 "(as 1 stream)".to_owned()
             } else if let Some(Outcome::Unsupported(r)) = outcomes.get(&(client, ci)) {
                 format!("n/a: {r}")
@@ -304,6 +318,11 @@ pub async fn run(a: BrowserArgs) -> Result<(), String> {
     if marks.contains('²') {
         println!(
             "² epoxy-tls {v2} with `wisp_v2 = true` offers a subprotocol, so the default server answers it in the draft-6 v2 order; `connect_tcp(\"tcp://127.0.0.1:PORT\")` gives a ReadableStream/WritableStream pair.\n"
+        );
+    }
+    if marks.contains('⁴') {
+        println!(
+            "⁴ The ceiling's WebSocket through the bench's plain TCP relay (a tokio copy loop in its own process; no WebSocket or Wisp parsing): the extra loopback hop and process that any proxy adds on this machine. Against this row, \"ours\" shows what Wisp itself costs.\n"
         );
     }
     if marks.contains('³') {
