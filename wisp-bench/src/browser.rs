@@ -310,25 +310,28 @@ pub async fn run(a: BrowserArgs) -> Result<(), String> {
     }
     t.print();
     let marks: String = clients.iter().map(|c| c.mark).collect();
-    if marks.contains('¹') {
-        println!(
-            "¹ epoxy-tls {v1} speaks only v1 and sends no `Sec-WebSocket-Protocol`; the default server answers such a browser client as a plain v1 server (on the legacy v2 order, INFO after CONTINUE, epoxy 1.5 ends its multiplexor).\n"
-        );
-    }
-    if marks.contains('²') {
-        println!(
-            "² epoxy-tls {v2} with `wisp_v2 = true` offers a subprotocol, so the default server answers it in the draft-6 v2 order; `connect_tcp(\"tcp://127.0.0.1:PORT\")` gives a ReadableStream/WritableStream pair.\n"
-        );
-    }
-    if marks.contains('³') {
-        println!(
-            "³ Not the raw-TCP case: `connect_ws` opens a plain `ws://` WebSocket inside one Wisp TCP stream to the ceiling's WebSocket server (60 KiB messages), so epoxy also parses (download) or builds and masks (upload) WebSocket frames in wasm; \"ours\" is our client over raw TCP streams.\n"
-        );
-    }
-    if marks.contains('⁴') {
-        println!(
-            "⁴ The ceiling's WebSocket through the bench's plain TCP relay (a tokio copy loop in its own process; no WebSocket or Wisp parsing): the extra loopback hop and process that any proxy adds on this machine. Against this row, \"ours\" shows what Wisp itself costs.\n"
-        );
+    let footnotes = [
+        (
+            '¹',
+            format!("¹ epoxy-tls {v1} speaks only v1 and sends no `Sec-WebSocket-Protocol`; the default server answers such a browser client as a plain v1 server (on the legacy v2 order, INFO after CONTINUE, epoxy 1.5 ends its multiplexor)."),
+        ),
+        (
+            '²',
+            format!("² epoxy-tls {v2} with `wisp_v2 = true` offers a subprotocol, so the default server answers it in the draft-6 v2 order; `connect_tcp(\"tcp://127.0.0.1:PORT\")` gives a ReadableStream/WritableStream pair."),
+        ),
+        (
+            '³',
+            "³ Not the raw-TCP case: `connect_ws` opens a plain `ws://` WebSocket inside one Wisp TCP stream to the ceiling's WebSocket server (60 KiB messages), so epoxy also parses (download) or builds and masks (upload) WebSocket frames in wasm; \"ours\" is our client over raw TCP streams.".to_owned(),
+        ),
+        (
+            '⁴',
+            "⁴ The ceiling's WebSocket through the bench's plain TCP relay (a tokio copy loop in its own process; no WebSocket or Wisp parsing): the extra loopback hop and process that any proxy adds on this machine. Against this row, \"ours\" shows what Wisp itself costs.".to_owned(),
+        ),
+    ];
+    for (mark, text) in footnotes {
+        if marks.contains(mark) {
+            println!("{text}\n");
+        }
     }
     for d in &details {
         println!("- {d}");
