@@ -60,27 +60,64 @@ pub struct Outcome {
 #[derive(Default)]
 struct Counters {
     up: AtomicU64,
-    down: AtomicU64,
     errors: AtomicU64,
     stop: AtomicBool,
-    /// Bytes echoed on each open stream, to find the stalled ones.
-    per_stream: Mutex<Vec<Arc<AtomicU64>>>,
+    /// Every stream opened, in order; their echoed bytes add up to the run's total.
+    streams: Mutex<Vec<Arc<StreamCount>>>,
+}
+
+/// What one stream has echoed, and whether it has ended (an ended stream counts as an error,
+/// not as stalled).
+#[derive(Default)]
+struct StreamCount {
+    echoed: AtomicU64,
+    ended: AtomicBool,
+}
+
+impl StreamCount {
+    fn echoed(&self, n: usize) {
+        self.echoed.fetch_add(n as u64, Relaxed);
+    }
+}
+
+/// The counters of every stream at one moment.
+struct Snapshot(Vec<(u64, bool)>);
+
+impl Snapshot {
+    fn echoed(&self) -> u64 {
+        self.0.iter().map(|(echoed, _)| echoed).sum()
+    }
+
+    /// Streams still open now that echoed nothing since `before`. A stream opened after
+    /// `before` was taken is not judged.
+    fn stalled_since(&self, before: &Snapshot) -> u64 {
+        self.0
+            .iter()
+            .zip(&before.0)
+            .filter(|((now, ended), (then, _))| !ended && now == then)
+            .count() as u64
+    }
 }
 
 impl Counters {
-    /// A counter for one more stream's echoed bytes.
-    fn new_stream(&self) -> Arc<AtomicU64> {
-        let counter = Arc::new(AtomicU64::new(0));
-        self.per_stream
+    /// Counts one more stream.
+    fn new_stream(&self) -> Arc<StreamCount> {
+        let count = Arc::new(StreamCount::default());
+        self.streams
             .lock()
             .expect("not poisoned")
-            .push(counter.clone());
-        counter
+            .push(count.clone());
+        count
     }
 
-    fn per_stream_snapshot(&self) -> Vec<u64> {
-        let streams = self.per_stream.lock().expect("not poisoned");
-        streams.iter().map(|c| c.load(Relaxed)).collect()
+    fn snapshot(&self) -> Snapshot {
+        let streams = self.streams.lock().expect("not poisoned");
+        Snapshot(
+            streams
+                .iter()
+                .map(|c| (c.echoed.load(Relaxed), c.ended.load(Relaxed)))
+                .collect(),
+        )
     }
 }
 
@@ -140,21 +177,15 @@ pub async fn run(path: &Path, spec: Spec, server_pid: Option<u32>, label: &str) 
     let started = Instant::now();
     progress(label, &counters, started, spec.warmup, None).await;
     let up0 = counters.up.load(Relaxed);
-    let down0 = counters.down.load(Relaxed);
-    let per_stream0 = counters.per_stream_snapshot();
+    let before = counters.snapshot();
     let mut watch = server_pid.map(Watch::start);
     let t0 = Instant::now();
     progress(label, &counters, t0, spec.duration, watch.as_mut()).await;
     let secs = t0.elapsed().as_secs_f64();
     let up = counters.up.load(Relaxed) - up0;
-    let down = counters.down.load(Relaxed) - down0;
-    // A stream opened after the warm-up has no earlier figure and is not judged.
-    let stalled = counters
-        .per_stream_snapshot()
-        .iter()
-        .zip(&per_stream0)
-        .filter(|(now, before)| now == before)
-        .count() as u64;
+    let after = counters.snapshot();
+    let down = after.echoed() - before.echoed();
+    let stalled = after.stalled_since(&before);
     let server = watch.map(Watch::finish);
     counters.stop.store(true, Relaxed);
     tasks.shutdown().await;
@@ -176,7 +207,7 @@ async fn progress(
     span: Duration,
     mut watch: Option<&mut Watch>,
 ) {
-    let mut last = (Instant::now(), c.down.load(Relaxed));
+    let mut last = (Instant::now(), c.snapshot().echoed());
     let phase = if watch.is_some() || span.is_zero() {
         "measure"
     } else {
@@ -188,7 +219,7 @@ async fn progress(
         if let Some(w) = watch.as_deref_mut() {
             w.sample();
         }
-        let now = (Instant::now(), c.down.load(Relaxed));
+        let now = (Instant::now(), c.snapshot().echoed());
         let rate = (now.1 - last.1) as f64 / MIB / (now.0 - last.0).as_secs_f64().max(1e-3);
         eprint!(
             "\r\x1b[K{label}: {phase} {:.1}/{:.0} s, {rate:.0} MiB/s echoed",
@@ -205,7 +236,7 @@ async fn tcp_stream(addr: SocketAddr, chunk: Bytes, c: Arc<Counters>) {
         return;
     };
     let _ = sock.set_nodelay(true);
-    let echoed = c.new_stream();
+    let count = c.new_stream();
     let (mut rd, mut wr) = sock.into_split();
     let cw = c.clone();
     let writer = async move {
@@ -219,9 +250,9 @@ async fn tcp_stream(addr: SocketAddr, chunk: Bytes, c: Arc<Counters>) {
     let reader = async {
         let mut buf = vec![0u8; 64 * 1024];
         while let Ok(n @ 1..) = rd.read(&mut buf).await {
-            c.down.fetch_add(n as u64, Relaxed);
-            echoed.fetch_add(n as u64, Relaxed);
+            count.echoed(n);
         }
+        count.ended.store(true, Relaxed);
     };
     tokio::join!(writer, reader);
 }
@@ -242,7 +273,7 @@ async fn wisp_stream(
             return;
         }
     };
-    let echoed = c.new_stream();
+    let count = c.new_stream();
     let (mut rd, mut wr) = stream.into_split();
     let cw = c.clone();
     // The writer runs as its own task: `feed` is ready whenever the stream's send queue has
@@ -263,10 +294,7 @@ async fn wisp_stream(
     let _guard = AbortOnDrop(writer);
     loop {
         match rd.next().await {
-            Some(Ok(data)) => {
-                c.down.fetch_add(data.len() as u64, Relaxed);
-                echoed.fetch_add(data.len() as u64, Relaxed);
-            }
+            Some(Ok(data)) => count.echoed(data.len()),
             Some(Err(e)) => {
                 if !c.stop.load(Relaxed) {
                     eprintln!("\nstream failed: {e}");
@@ -276,6 +304,7 @@ async fn wisp_stream(
             None => break,
         }
     }
+    count.ended.store(true, Relaxed);
     if !c.stop.load(Relaxed) {
         c.errors.fetch_add(1, Relaxed);
     }
@@ -286,5 +315,38 @@ struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::targets::{spawn, Kind};
+
+    fn spec(streams: usize) -> Spec {
+        Spec {
+            connections: 1,
+            streams,
+            chunk: 16 * 1024,
+            warmup: Duration::from_millis(300),
+            duration: Duration::from_millis(500),
+        }
+    }
+
+    /// Streams to a sink stay open and never echo: each is stalled, none is an error. Streams to
+    /// the echo target are neither.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn streams_that_echo_nothing_are_counted_as_stalled() {
+        let sink = spawn(Kind::Sink).await.unwrap();
+        let silent = run(&Path::Tcp(sink), spec(3), None, "sink").await;
+        assert_eq!(silent.stalled, 3);
+        assert_eq!(silent.errors, 0);
+        assert_eq!(silent.mib_s, 0.0);
+
+        let echo = spawn(Kind::Echo).await.unwrap();
+        let live = run(&Path::Tcp(echo), spec(3), None, "echo").await;
+        assert_eq!(live.stalled, 0);
+        assert_eq!(live.errors, 0);
+        assert!(live.mib_s > 0.0, "{live:?}");
     }
 }
