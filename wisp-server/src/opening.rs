@@ -48,7 +48,7 @@ mod tests {
     #[test]
     fn every_case() {
         let default = WispConfig::default();
-        let choose = |w: &WispConfig, header, origin| Opening::choose(w, header, origin);
+        let choose = Opening::choose;
         assert_eq!(choose(&default, true, true), Opening::V2);
         assert_eq!(choose(&default, true, false), Opening::V2);
         assert_eq!(choose(&default, false, false), Opening::V2LegacyOrder);

@@ -1,42 +1,18 @@
 // Helpers for clients that expose a TCP/UDP stream as a WHATWG { readable, writable } pair.
 import { assert, concat, equalBytes, firstDiff, pattern, withTimeout } from "./util.mjs";
 
-/** Writes `data` in `chunk`-byte pieces while reading until as many bytes came back; compares. */
-export async function echoThrough(readable, writable, data, chunk = 16384) {
-  const writer = writable.getWriter();
-  const reader = readable.getReader();
-  const writing = (async () => {
-    for (let at = 0; at < data.length; at += chunk) await writer.write(data.slice(at, at + chunk));
-  })();
-  const chunks = [];
-  let got = 0;
-  while (got < data.length) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`stream ended after ${got} of ${data.length} bytes`);
-    const bytes = new Uint8Array(value);
-    chunks.push(bytes);
-    got += bytes.length;
-  }
-  await writing;
-  const all = concat(chunks);
-  assert(equalBytes(all, data), `echo differs at byte ${firstDiff(all, data)} (${all.length} bytes back)`);
-  reader.releaseLock();
-  writer.releaseLock();
-}
-
 /**
- * Like echoThrough, but writes one `chunk` and reads its whole echo back before the next, so the
- * server never holds more than `chunk` bytes of this stream to send. Used against wisp-python,
- * which loses streams once its socket to us backs up (peer bug 4 in interop/README.md).
+ * Writes `data` in `chunk`-byte pieces while reading until as many bytes came back; compares.
+ * With `lockStep`, each piece's whole echo is read before the next is written, so the server
+ * never holds more than `chunk` bytes of this stream to send. Used against wisp-python, which
+ * loses streams once its socket to us backs up (peer bug 4 in interop/README.md).
  */
-export async function echoLockStep(readable, writable, data, chunk = 16384) {
+export async function echoThrough(readable, writable, data, chunk = 16384, { lockStep = false } = {}) {
   const writer = writable.getWriter();
   const reader = readable.getReader();
   const chunks = [];
   let got = 0;
-  for (let at = 0; at < data.length; at += chunk) {
-    await writer.write(data.slice(at, at + chunk));
-    const want = Math.min(at + chunk, data.length);
+  const readUntil = async (want) => {
     while (got < want) {
       const { value, done } = await reader.read();
       if (done) throw new Error(`stream ended after ${got} of ${data.length} bytes`);
@@ -44,6 +20,18 @@ export async function echoLockStep(readable, writable, data, chunk = 16384) {
       chunks.push(bytes);
       got += bytes.length;
     }
+  };
+  if (lockStep) {
+    for (let at = 0; at < data.length; at += chunk) {
+      await writer.write(data.slice(at, at + chunk));
+      await readUntil(Math.min(at + chunk, data.length));
+    }
+  } else {
+    const writing = (async () => {
+      for (let at = 0; at < data.length; at += chunk) await writer.write(data.slice(at, at + chunk));
+    })();
+    await readUntil(data.length);
+    await writing;
   }
   const all = concat(chunks);
   assert(equalBytes(all, data), `echo differs at byte ${firstDiff(all, data)} (${all.length} bytes back)`);

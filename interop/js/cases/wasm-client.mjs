@@ -3,7 +3,7 @@
 // supports it, and the close reason the peer gives for a refused port. `lib` is our package's
 // JS module; `env.peer` names the peer.
 import { Checks, assert, hex, pattern } from "./util.mjs";
-import { echoLockStep, echoThrough, udpEcho } from "./streams.mjs";
+import { echoThrough, udpEcho } from "./streams.mjs";
 
 const EXPECT = {
   // peer: v2 spoken, refused-port reason, echo in lock-step (peer bug 4 in interop/README.md)
@@ -34,12 +34,11 @@ export async function run(lib, env, log) {
       return JSON.stringify(client.motd);
     });
   }
-  const echo = expect.lockStep ? echoLockStep : echoThrough;
   const pacing = expect.lockStep ? ", lock-step in 16 KiB chunks" : "";
   await c.check(`tcp echo, 3 streams x 1 MiB byte-exact${pacing}`, async () => {
     await Promise.all([1, 2, 3].map(async (s) => {
       const stream = await client.openTcp("127.0.0.1", env.echoPort);
-      await echo(stream.readable, stream.writable, pattern(50 + s, 1 << 20));
+      await echoThrough(stream.readable, stream.writable, pattern(50 + s, 1 << 20), 16384, { lockStep: expect.lockStep });
       await stream.close();
     }));
     return "3 x 1048576 bytes";
